@@ -1,0 +1,43 @@
+"""Shared type aliases: index tuples, the loss-dict contract and reduction types."""
+
+from __future__ import annotations
+
+from typing import Literal, TypedDict, Union
+
+import torch
+from typing_extensions import NotRequired
+
+Tensor = torch.Tensor
+
+#: ``(anchor, positive, negative)`` index tensors.
+TripletIndices = tuple[Tensor, Tensor, Tensor]
+#: ``(anchor1, positive, anchor2, negative)`` index tensors.
+PairIndices = tuple[Tensor, Tensor, Tensor, Tensor]
+#: What miners return and losses accept as ``indices_tuple``.
+IndicesTuple = Union[TripletIndices, PairIndices]
+
+ReductionType = Literal["element", "pos_pair", "neg_pair", "triplet", "already_reduced"]
+REDUCTION_TYPES: tuple[ReductionType, ...] = (
+    "element",
+    "pos_pair",
+    "neg_pair",
+    "triplet",
+    "already_reduced",
+)
+
+
+class SubLoss(TypedDict):
+    """One named term of a loss before reduction.
+
+    ``losses`` holds unreduced values (or a scalar for ``already_reduced``; ``0`` means "no loss");
+    ``indices`` says which samples, pairs or triplets each value belongs to.
+    """
+
+    losses: Tensor | float
+    indices: Tensor | tuple[Tensor, ...] | None
+    reduction_type: ReductionType
+    divisor: NotRequired[Tensor | float]
+
+
+#: ``{sub_loss_name: SubLoss}`` as returned by ``compute_loss``.
+LossDict = dict[str, SubLoss]

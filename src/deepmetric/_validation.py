@@ -1,0 +1,93 @@
+"""Input checks for public entry points, with one message shape.
+
+Messages say what was expected, what was received and, when known, the fix:
+``"TripletMarginLoss: expected `labels` of shape (N,) with N=256, got (255,)."``
+Kernels behind these checks trust their input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import torch
+
+from ._types import Tensor
+
+
+def fail(
+    owner: str, expected: str, got: str, fix: str | None = None, exc: type[Exception] = ValueError
+) -> NoReturn:
+    """Raise ``exc`` with the house message shape."""
+    message = f"{owner}: expected {expected}, got {got}."
+    if fix:
+        message += f" {fix}"
+    raise exc(message)
+
+
+def _shape(t: Tensor) -> str:
+    return str(tuple(t.shape))
+
+
+def check_tensor(owner: str, value: Any, name: str) -> Tensor:
+    if not isinstance(value, torch.Tensor):
+        fail(owner, f"`{name}` to be a torch.Tensor", type(value).__name__, exc=TypeError)
+    return value
+
+
+def check_embeddings(owner: str, embeddings: Any, name: str = "embeddings") -> Tensor:
+    """A non-empty, finite, floating-point tensor of shape (N, D)."""
+    emb = check_tensor(owner, embeddings, name)
+    if emb.ndim != 2:
+        fail(owner, f"`{name}` of shape (N, D)", f"a {emb.ndim}-D tensor of shape {_shape(emb)}")
+    if not emb.is_floating_point():
+        fail(owner, f"floating-point `{name}`", str(emb.dtype), "Cast with .float().", TypeError)
+    if emb.shape[0] == 0:
+        fail(owner, f"a non-empty `{name}` batch", f"shape {_shape(emb)}")
+    if not bool(torch.isfinite(emb).all()):
+        fail(owner, f"finite `{name}`", "NaN or inf values", "Check the model's output.")
+    return emb
+
+
+def check_labels(owner: str, labels: Any, n: int, name: str = "labels", of: str = "N") -> Tensor:
+    """Integer class labels of shape (n,)."""
+    lab = check_tensor(owner, labels, name)
+    if lab.ndim != 1 or lab.shape[0] != n:
+        fail(owner, f"`{name}` of shape ({of},) with {of}={n}", _shape(lab))
+    if lab.is_floating_point() or lab.is_complex():
+        fail(
+            owner,
+            f"integer `{name}`",
+            str(lab.dtype),
+            "Float labels collide above 2**24; pass class ids with .long().",
+            TypeError,
+        )
+    return lab
+
+
+def check_same_dim(owner: str, emb: Tensor, ref: Tensor) -> None:
+    if emb.shape[1] != ref.shape[1]:
+        fail(owner, f"`ref_emb` of dimension D={emb.shape[1]}", f"shape {_shape(ref)}")
+
+
+def check_indices_tuple(owner: str, indices: Any, n_anchors: int, n_refs: int) -> None:
+    """An ``(a, p, n)`` or ``(a1, p, a2, n)`` tuple of 1-D integer tensors, in range."""
+    if not isinstance(indices, (tuple, list)) or len(indices) not in (3, 4):
+        got = f"length {len(indices)}" if isinstance(indices, (tuple, list)) else type(indices).__name__
+        fail(owner, "`indices_tuple` of 3 (a, p, n) or 4 (a1, p, a2, n) tensors", got, exc=TypeError)
+    for i, t in enumerate(indices):
+        check_tensor(owner, t, f"indices_tuple[{i}]")
+        if t.ndim != 1 or t.is_floating_point():
+            fail(owner, f"indices_tuple[{i}] to be a 1-D integer tensor", f"{t.dtype} {_shape(t)}")
+        bound = n_anchors if (i == 0 or (len(indices) == 4 and i == 2)) else n_refs
+        if t.numel() and (int(t.min()) < 0 or int(t.max()) >= bound):
+            fail(owner, f"indices_tuple[{i}] within [0, {bound})", f"[{int(t.min())}, {int(t.max())}]")
+    groups = [indices] if len(indices) == 3 else [indices[:2], indices[2:]]
+    for group in groups:
+        if len({len(t) for t in group}) > 1:
+            fail(owner, "index tensors of equal length within a tuple", str([len(t) for t in group]))
+
+
+def check_choice(owner: str, name: str, value: Any, choices: Sequence[Any]) -> None:
+    if value not in choices:
+        fail(owner, f"`{name}` to be one of {list(choices)}", repr(value))

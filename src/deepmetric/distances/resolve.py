@@ -1,0 +1,22 @@
+"""Resolve a ``distance=`` argument given as an instance, a class or a registered name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._registry import DISTANCES
+from .base_distance import BaseDistance
+
+
+def resolve_distance(value: Any, owner: str) -> BaseDistance:
+    """``LpDistance()``, ``LpDistance`` and ``"LpDistance"`` all give an ``LpDistance`` instance."""
+    if isinstance(value, str):
+        value = DISTANCES.get(value)
+    if isinstance(value, type) and issubclass(value, BaseDistance):
+        value = value()
+    if not isinstance(value, BaseDistance):
+        raise TypeError(
+            f"{owner}: expected `distance` to be a BaseDistance instance, class or name, "
+            f"got {type(value).__name__}."
+        )
+    return value
