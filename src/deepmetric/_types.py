@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal, TypedDict, Union
 
 import torch
@@ -37,6 +38,9 @@ class SubLoss(TypedDict):
     indices: Tensor | tuple[Tensor, ...] | None
     reduction_type: ReductionType
     divisor: NotRequired[Tensor | float]
+    #: Set by kernels that reduced on the fly (``already_reduced``): ``count(low, high)`` gives
+    #: how many terms lay strictly inside (low, high), so the reducer can still record its stats.
+    interval_counter: NotRequired[Callable[[float | None, float | None], Tensor]]
 
 
 #: ``{sub_loss_name: SubLoss}`` as returned by ``compute_loss``.

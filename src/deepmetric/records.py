@@ -65,6 +65,6 @@ class ModuleWithRecords(torch.nn.Module):
         shown = []
         for name in self._record_these:
             value = getattr(self, name, None)
-            if isinstance(value, (int, float, bool, str)):
+            if value is None or isinstance(value, (int, float, bool, str)):
                 shown.append(f"{name}={value!r}")
         return ", ".join(shown)

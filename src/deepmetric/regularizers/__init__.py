@@ -1,0 +1,5 @@
+"""Regularizers for embeddings or class weights (PML ``regularizers``)."""
+
+from .base_regularizer import BaseRegularizer
+
+__all__ = ["BaseRegularizer"]

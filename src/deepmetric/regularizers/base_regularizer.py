@@ -1,0 +1,55 @@
+"""``BaseRegularizer``: a loss on a set of vectors (embeddings or class weights)."""
+
+from __future__ import annotations
+
+import torch
+
+from .._types import LossDict, Tensor
+from ..distances import BaseDistance, LpDistance, resolve_distance
+from ..records import ModuleWithRecords
+from ..reducers import BaseReducer, MeanReducer
+
+
+class BaseRegularizer(ModuleWithRecords):
+    """``regularizer(x: Tensor[N, D]) -> Tensor`` (0-dim): reduces :meth:`compute_loss`'s terms.
+
+    Used as ``embedding_regularizer=`` on any loss, or ``weight_regularizer=`` on losses with
+    class vectors (then ``x`` has one row per class).
+
+    Args:
+        collect_stats: record stats (``None`` reads :mod:`deepmetric.config`).
+        reducer: default :meth:`get_default_reducer` (MeanReducer).
+        distance: default :meth:`get_default_distance` (``LpDistance()``).
+    """
+
+    def __init__(
+        self,
+        collect_stats: bool | None = None,
+        reducer: BaseReducer | None = None,
+        distance: BaseDistance | type | str | None = None,
+    ) -> None:
+        super().__init__(collect_stats=collect_stats)
+        name = type(self).__name__
+        self.distance = self.get_default_distance() if distance is None else resolve_distance(distance, name)
+        self.check_distance(self.distance)
+        self.reducer = self.get_default_reducer() if reducer is None else reducer
+
+    def get_default_reducer(self) -> BaseReducer:
+        return MeanReducer()
+
+    def get_default_distance(self) -> BaseDistance:
+        return LpDistance(p=2)
+
+    def check_distance(self, distance: BaseDistance) -> None:
+        """Raise if this regularizer cannot work with ``distance`` (default: any)."""
+
+    def compute_loss(self, x: Tensor) -> LossDict:
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.reset_stats()
+        if not isinstance(x, torch.Tensor) or x.ndim != 2:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"{type(self).__name__}: expected `x` of shape (N, D), got {shape}.")
+        loss_dict = self.compute_loss(x)
+        return self.reducer(loss_dict, x, torch.arange(x.shape[0], device=x.device))
