@@ -1,7 +1,8 @@
 """deepmetric: deep metric learning for PyTorch.
 
-The public surface mirrors pytorch-metric-learning 2.x (``from deepmetric import losses, miners, ...``);
-the internals are a functional core (:mod:`deepmetric.functional`) under thin modules.
+The public surface mirrors pytorch-metric-learning 2.x
+(``from deepmetric import losses, miners, ...``); the internals are a functional core
+(:mod:`deepmetric.functional`) under thin modules.
 Sub-packages are imported lazily so ``import deepmetric`` stays light.
 """
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, TypedDict, Union
+from typing import Literal, TypedDict
 
 import torch
 from typing_extensions import NotRequired
@@ -15,7 +15,7 @@ TripletIndices = tuple[Tensor, Tensor, Tensor]
 #: ``(anchor1, positive, anchor2, negative)`` index tensors.
 PairIndices = tuple[Tensor, Tensor, Tensor, Tensor]
 #: What miners return and losses accept as ``indices_tuple``.
-IndicesTuple = Union[TripletIndices, PairIndices]
+IndicesTuple = TripletIndices | PairIndices
 
 ReductionType = Literal["element", "pos_pair", "neg_pair", "triplet", "already_reduced"]
 REDUCTION_TYPES: tuple[ReductionType, ...] = (

@@ -73,21 +73,82 @@ def check_same_dim(owner: str, emb: Tensor, ref: Tensor) -> None:
 def check_indices_tuple(owner: str, indices: Any, n_anchors: int, n_refs: int) -> None:
     """An ``(a, p, n)`` or ``(a1, p, a2, n)`` tuple of 1-D integer tensors, in range."""
     if not isinstance(indices, (tuple, list)) or len(indices) not in (3, 4):
-        got = f"length {len(indices)}" if isinstance(indices, (tuple, list)) else type(indices).__name__
-        fail(owner, "`indices_tuple` of 3 (a, p, n) or 4 (a1, p, a2, n) tensors", got, exc=TypeError)
+        got = (
+            f"length {len(indices)}"
+            if isinstance(indices, (tuple, list))
+            else type(indices).__name__
+        )
+        fail(
+            owner, "`indices_tuple` of 3 (a, p, n) or 4 (a1, p, a2, n) tensors", got, exc=TypeError
+        )
     for i, t in enumerate(indices):
         check_tensor(owner, t, f"indices_tuple[{i}]")
         if t.ndim != 1 or t.is_floating_point():
             fail(owner, f"indices_tuple[{i}] to be a 1-D integer tensor", f"{t.dtype} {_shape(t)}")
         bound = n_anchors if (i == 0 or (len(indices) == 4 and i == 2)) else n_refs
         if t.numel() and (int(t.min()) < 0 or int(t.max()) >= bound):
-            fail(owner, f"indices_tuple[{i}] within [0, {bound})", f"[{int(t.min())}, {int(t.max())}]")
+            fail(
+                owner,
+                f"indices_tuple[{i}] within [0, {bound})",
+                f"[{int(t.min())}, {int(t.max())}]",
+            )
     groups = [indices] if len(indices) == 3 else [indices[:2], indices[2:]]
     for group in groups:
         if len({len(t) for t in group}) > 1:
-            fail(owner, "index tensors of equal length within a tuple", str([len(t) for t in group]))
+            fail(
+                owner, "index tensors of equal length within a tuple", str([len(t) for t in group])
+            )
 
 
 def check_choice(owner: str, name: str, value: Any, choices: Sequence[Any]) -> None:
     if value not in choices:
         fail(owner, f"`{name}` to be one of {list(choices)}", repr(value))
+
+
+# ------------------------------------------------------------------ PML ``c_f`` guards
+# Each takes the caller's name as ``owner`` (keyword) so messages say which component refused.
+def check_shapes(embeddings: Tensor, labels: Tensor | None, *, owner: str = "deepmetric") -> None:
+    """``labels`` (when given) must be a 1-D tensor with one entry per embedding row."""
+    if labels is None:
+        return
+    lab = check_tensor(owner, labels, "labels")
+    n = len(embeddings)
+    if lab.ndim != 1 or lab.shape[0] != n:
+        fail(owner, f"`labels` of shape (N,) with N={n} (one per embedding)", _shape(lab))
+
+
+def labels_required(labels: Tensor | None, *, owner: str = "deepmetric") -> None:
+    if labels is None:
+        fail(owner, "`labels` (this component needs class labels)", "None")
+
+
+def labels_or_indices_tuple_required(
+    labels: Tensor | None, indices_tuple: Any, *, owner: str = "deepmetric"
+) -> None:
+    if labels is None and indices_tuple is None:
+        fail(owner, "`labels` or `indices_tuple`", "neither", "Pass labels, or a miner's output.")
+
+
+def ref_not_supported(
+    embeddings: Tensor,
+    labels: Tensor | None,
+    ref_emb: Tensor | None,
+    ref_labels: Tensor | None,
+    *,
+    owner: str = "deepmetric",
+) -> None:
+    """Refuse a reference set other than the query set itself (compared by identity)."""
+    if ref_emb is not embeddings or ref_labels is not labels:
+        fail(owner, "no `ref_emb`/`ref_labels` (not supported here)", "a separate reference set")
+
+
+def indices_tuple_not_supported(indices_tuple: Any, *, owner: str = "deepmetric") -> None:
+    if indices_tuple is not None:
+        fail(owner, "no `indices_tuple` (not supported here)", "an indices_tuple")
+
+
+def labels_not_supported(
+    labels: Tensor | None, ref_labels: Tensor | None, *, owner: str = "deepmetric"
+) -> None:
+    if labels is not None or ref_labels is not None:
+        fail(owner, "no `labels`/`ref_labels` (not supported here)", "labels")

@@ -20,7 +20,7 @@ def default_collect_stats() -> bool:
 
 
 def set_default_collect_stats(value: bool) -> None:
-    """Set the default for the current context (prefer the :func:`collect_stats` context manager)."""
+    """Set the default for the current context (prefer the :func:`collect_stats` block)."""
     _COLLECT_STATS.set(bool(value))
 
 

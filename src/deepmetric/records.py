@@ -27,11 +27,15 @@ class ModuleWithRecords(torch.nn.Module):
 
     def __init__(self, collect_stats: bool | None = None) -> None:
         super().__init__()
-        self.collect_stats = config.default_collect_stats() if collect_stats is None else collect_stats
+        self.collect_stats = (
+            config.default_collect_stats() if collect_stats is None else collect_stats
+        )
         self._record_these: list[str] = []
         self._record_these_stats: list[str] = []
         for cls in reversed(type(self).__mro__):
-            self.add_to_recordable_attributes(list_of_names=list(cls.__dict__.get("recordable", ())))
+            self.add_to_recordable_attributes(
+                list_of_names=list(cls.__dict__.get("recordable", ()))
+            )
             self.add_to_recordable_attributes(
                 list_of_names=list(cls.__dict__.get("stats", ())), is_stat=True
             )
@@ -58,7 +62,9 @@ class ModuleWithRecords(torch.nn.Module):
         if not self.collect_stats:
             return
         if name not in self._record_these_stats:
-            raise AttributeError(f"{type(self).__name__}: stat {name!r} was not declared in `stats`.")
+            raise AttributeError(
+                f"{type(self).__name__}: stat {name!r} was not declared in `stats`."
+            )
         setattr(self, name, value.detach() if isinstance(value, torch.Tensor) else value)
 
     def extra_repr(self) -> str:

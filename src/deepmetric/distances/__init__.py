@@ -5,7 +5,7 @@ from .batched_distance import BatchedDistance
 from .cosine_similarity import CosineSimilarity
 from .dot_product_similarity import DotProductSimilarity
 from .lp_distance import LpDistance
-from .resolve import resolve_distance
+from .resolve import attach_distance, resolve_distance
 from .snr_distance import SNRDistance
 
 __all__ = [
@@ -15,5 +15,6 @@ __all__ = [
     "DotProductSimilarity",
     "LpDistance",
     "SNRDistance",
+    "attach_distance",
     "resolve_distance",
 ]

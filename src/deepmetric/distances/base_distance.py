@@ -56,7 +56,9 @@ class BaseDistance(ModuleWithRecords):
             mat = mat**self.power
         return mat
 
-    def _record_norms(self, query_emb: Tensor, ref_emb: Tensor | None, query: Tensor, ref: Tensor) -> None:
+    def _record_norms(
+        self, query_emb: Tensor, ref_emb: Tensor | None, query: Tensor, ref: Tensor
+    ) -> None:
         with torch.no_grad():
             ref_raw = query_emb if ref_emb is None else ref_emb
             self.record_stat("initial_avg_query_norm", self.get_norm(query_emb).mean())
@@ -100,7 +102,17 @@ class BaseDistance(ModuleWithRecords):
         return torch.nn.functional.normalize(embeddings, p=self.p, dim=dim, **kwargs)
 
     def maybe_normalize(self, embeddings: Tensor, dim: int = 1, **kwargs: Any) -> Tensor:
-        return self.normalize(embeddings, dim=dim, **kwargs) if self.normalize_embeddings else embeddings
+        return (
+            self.normalize(embeddings, dim=dim, **kwargs)
+            if self.normalize_embeddings
+            else embeddings
+        )
 
     def get_norm(self, embeddings: Tensor, dim: int = 1, **kwargs: Any) -> Tensor:
         return torch.linalg.vector_norm(embeddings, ord=self.p, dim=dim, **kwargs)
+
+    def extra_repr(self) -> str:
+        own = f"normalize_embeddings={self.normalize_embeddings!r}"
+        own += f", is_inverted={self.is_inverted!r}"
+        recorded = super().extra_repr()
+        return f"{own}, {recorded}" if recorded else own

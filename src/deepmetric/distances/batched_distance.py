@@ -27,7 +27,7 @@ class BatchedDistance(torch.nn.Module):
 
     def __init__(self, distance: BaseDistance, iter_fn: IterFn | None = None, batch_size: int = 32):
         super().__init__()
-        if not isinstance(batch_size, int) or batch_size < 1:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"BatchedDistance: expected `batch_size` >= 1, got {batch_size!r}.")
         self.distance = distance
         self.iter_fn = iter_fn

@@ -23,7 +23,9 @@ class LpDistance(BaseDistance):
         power: float = 1,
         collect_stats: bool | None = None,
     ) -> None:
-        super().__init__(normalize_embeddings, p, power, is_inverted=False, collect_stats=collect_stats)
+        super().__init__(
+            normalize_embeddings, p, power, is_inverted=False, collect_stats=collect_stats
+        )
 
     def compute_mat(self, query_emb: Tensor, ref_emb: Tensor) -> Tensor:
         return F.lp_distance_matrix(query_emb, ref_emb, p=self.p)

@@ -20,3 +20,13 @@ def resolve_distance(value: Any, owner: str) -> BaseDistance:
             f"got {type(value).__name__}."
         )
     return value
+
+
+def attach_distance(owner: Any, distance: Any) -> None:
+    """Set ``owner.distance`` from a ``distance=`` argument (None: ``owner.get_default_distance()``)
+    and let ``owner.check_distance`` reject distances it cannot work with."""
+    if distance is None:
+        owner.distance = owner.get_default_distance()
+    else:
+        owner.distance = resolve_distance(distance, type(owner).__name__)
+    owner.check_distance(owner.distance)

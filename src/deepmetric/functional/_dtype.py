@@ -10,7 +10,7 @@ _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
 def upcast(t: Tensor) -> Tensor:
-    """float16/bfloat16 -> float32; other dtypes unchanged (for ops lacking half kernels or precision)."""
+    """float16/bfloat16 -> float32, other dtypes unchanged (half kernels: missing, imprecise)."""
     return t.float() if t.dtype in _LOW_PRECISION else t
 
 

@@ -1,7 +1,8 @@
 """Distance and similarity matrices between query rows and reference rows.
 
-Every ``*_matrix`` takes ``x: Tensor[N, D]``, ``y: Tensor[M, D]`` and returns ``Tensor[N, M]`` in the
-input dtype; every ``*_pairwise`` takes two ``Tensor[N, D]`` and returns ``Tensor[N]`` (row i vs row i).
+Every ``*_matrix`` takes ``x: Tensor[N, D]``, ``y: Tensor[M, D]`` and returns ``Tensor[N, M]``
+in the input dtype; every ``*_pairwise`` takes two ``Tensor[N, D]`` and returns ``Tensor[N]``
+(row i against row i).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from ._dtype import upcast
 
 
 def lp_distance_matrix(x: Tensor, y: Tensor, p: float = 2) -> Tensor:
-    """``d_ij = ||x_i - y_j||_p``. Half inputs are computed in float32 (cdist has no half kernel)."""
+    """``d_ij = ||x_i - y_j||_p``; half inputs run in float32 (cdist has no half kernel)."""
     return torch.cdist(upcast(x), upcast(y), p=p).to(x.dtype)
 
 
@@ -35,13 +36,15 @@ def dot_product_pairwise(x: Tensor, y: Tensor) -> Tensor:
 def snr_distance_matrix(x: Tensor, y: Tensor) -> Tensor:
     """Signal-to-noise-ratio distance ``d_ij = Var(x_i - y_j) / Var(x_i)`` (unbiased, over D).
 
-    Yuan et al., "Signal-to-Noise Ratio: A Robust Distance Metric for Deep Metric Learning", CVPR 2019,
-    https://arxiv.org/abs/1904.02616 (eq. 2).
+    Yuan et al., "Signal-to-Noise Ratio: A Robust Distance Metric for Deep Metric Learning",
+    CVPR 2019, https://arxiv.org/abs/1904.02616 (eq. 2).
 
     ``Var(x - y) = ||xc - yc||^2 / (D - 1)`` with ``xc``, ``yc`` the row-centred vectors, so the
     matrix needs one GEMM instead of an ``N x M x D`` difference tensor.
     """
-    xu, yu = upcast(x), upcast(y)
+    # The GEMM form cancels for near-identical rows: float32 inputs accumulate in float64.
+    work = torch.float64 if x.dtype == torch.float32 else upcast(x).dtype
+    xu, yu = x.to(work), y.to(work)
     xc = xu - xu.mean(dim=1, keepdim=True)
     yc = yu - yu.mean(dim=1, keepdim=True)
     sq = (xc * xc).sum(1, keepdim=True) + (yc * yc).sum(1) - 2 * (xc @ yc.transpose(0, 1))

@@ -13,7 +13,7 @@ import torch
 
 from .. import _validation as V
 from .._types import IndicesTuple, LossDict, SubLoss, Tensor
-from ..distances import BaseDistance, LpDistance, resolve_distance
+from ..distances import BaseDistance, LpDistance, attach_distance
 from ..records import ModuleWithRecords
 from ..reducers import BaseReducer, DoNothingReducer, MeanReducer, MultipleReducers
 from .mixins import EmbeddingRegularizerMixin
@@ -51,9 +51,7 @@ class BaseMetricLossFunction(EmbeddingRegularizerMixin, ModuleWithRecords):
         embedding_reg_weight: float = 1,
     ) -> None:
         super().__init__(collect_stats=collect_stats)
-        name = type(self).__name__
-        self.distance = self.get_default_distance() if distance is None else resolve_distance(distance, name)
-        self.check_distance(self.distance)
+        attach_distance(self, distance)
         self.embedding_regularizer = embedding_regularizer
         self.embedding_reg_weight = embedding_reg_weight
         if embedding_regularizer is not None:
@@ -142,7 +140,9 @@ class BaseMetricLossFunction(EmbeddingRegularizerMixin, ModuleWithRecords):
         if labels is None and self.requires_labels:
             V.fail(owner, "`labels` (this loss needs class labels)", "None")
         if labels is None and indices_tuple is None and self.requires_labels_or_indices_tuple:
-            V.fail(owner, "`labels` or `indices_tuple`", "neither", "Pass labels, or a miner's output.")
+            V.fail(
+                owner, "`labels` or `indices_tuple`", "neither", "Pass labels, or a miner's output."
+            )
         if labels is not None and not self.supports_labels:
             V.fail(owner, "no `labels` (this loss does not use them)", "labels")
         if indices_tuple is not None and not self.supports_indices_tuple:

@@ -59,7 +59,11 @@ class ContrastiveLoss(GenericPairLoss):
         return self.neg_calc(pair_dists, self.neg_margin)
 
     def pos_calc(self, pos_pair_dist: Tensor, margin: float) -> Tensor:
-        return F.contrastive_pos_terms(pos_pair_dist, pos_margin=margin, is_inverted=self.distance.is_inverted)
+        return F.contrastive_pos_terms(
+            pos_pair_dist, pos_margin=margin, is_inverted=self.distance.is_inverted
+        )
 
     def neg_calc(self, neg_pair_dist: Tensor, margin: float) -> Tensor:
-        return F.contrastive_neg_terms(neg_pair_dist, neg_margin=margin, is_inverted=self.distance.is_inverted)
+        return F.contrastive_neg_terms(
+            neg_pair_dist, neg_margin=margin, is_inverted=self.distance.is_inverted
+        )

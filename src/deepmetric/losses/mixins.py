@@ -1,7 +1,7 @@
 """Regularizer mixins: extra ``already_reduced`` terms added to a loss dict.
 
-They hold methods only (no ``__init__``): the loss base stores ``embedding_regularizer``; losses with
-learnable class vectors call :meth:`WeightRegularizerMixin.init_weight_regularizer`.
+They hold methods only (no ``__init__``): the loss base stores ``embedding_regularizer``;
+losses with learnable class vectors call :meth:`WeightRegularizerMixin.init_weight_regularizer`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ class EmbeddingRegularizerMixin:
             return torch.sum(embeddings * 0)
         return self.embedding_regularizer(embeddings) * self.embedding_reg_weight
 
-    def add_embedding_regularization_to_loss_dict(self, loss_dict: LossDict, embeddings: Tensor) -> None:
+    def add_embedding_regularization_to_loss_dict(
+        self, loss_dict: LossDict, embeddings: Tensor
+    ) -> None:
         if self.embedding_regularizer is not None:
             loss_dict["embedding_reg_loss"] = {
                 "losses": self.embedding_regularization_loss(embeddings),

@@ -6,7 +6,7 @@ import torch
 
 from .. import _validation as V
 from .._types import IndicesTuple, Tensor
-from ..distances import BaseDistance, LpDistance, resolve_distance
+from ..distances import BaseDistance, LpDistance, attach_distance
 from ..records import ModuleWithRecords
 
 
@@ -26,9 +26,7 @@ class BaseMiner(ModuleWithRecords):
         self, distance: BaseDistance | type | str | None = None, collect_stats: bool | None = None
     ) -> None:
         super().__init__(collect_stats=collect_stats)
-        name = type(self).__name__
-        self.distance = self.get_default_distance() if distance is None else resolve_distance(distance, name)
-        self.check_distance(self.distance)
+        attach_distance(self, distance)
 
     def get_default_distance(self) -> BaseDistance:
         return LpDistance(p=2)
@@ -69,19 +67,24 @@ class BaseMiner(ModuleWithRecords):
         return output
 
     def output_assertion(self, output: IndicesTuple) -> None:
-        """Check the tuple's shape and set ``num_triplets`` or ``num_pos_pairs``/``num_neg_pairs``."""
+        """Check the tuple's shape; set ``num_triplets`` or ``num_pos_pairs``/``num_neg_pairs``."""
         owner = type(self).__name__
         if not isinstance(output, tuple) or len(output) not in (3, 4):
+            got = f"length {len(output)}" if isinstance(output, tuple) else type(output).__name__
             raise TypeError(
                 f"{owner}: expected mine() to return 3 (a, p, n) or 4 (a1, p, a2, n) tensors, "
-                f"got {type(output).__name__} of length {len(output) if isinstance(output, tuple) else '?'}."
+                f"got {got}."
             )
         if len(output) == 3:
             if not len(output[0]) == len(output[1]) == len(output[2]):
-                raise ValueError(f"{owner}: mined a, p, n of unequal lengths {[len(t) for t in output]}.")
+                raise ValueError(
+                    f"{owner}: mined a, p, n of unequal lengths {[len(t) for t in output]}."
+                )
             self.num_triplets = len(output[0])
         else:
             if len(output[0]) != len(output[1]) or len(output[2]) != len(output[3]):
-                raise ValueError(f"{owner}: mined pairs of unequal lengths {[len(t) for t in output]}.")
+                raise ValueError(
+                    f"{owner}: mined pairs of unequal lengths {[len(t) for t in output]}."
+                )
             self.num_pos_pairs = len(output[0])
             self.num_neg_pairs = len(output[2])

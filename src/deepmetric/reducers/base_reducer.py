@@ -155,7 +155,9 @@ class BaseReducer(ModuleWithRecords):
                 )
             return
         if not isinstance(losses, torch.Tensor):
-            raise TypeError(f"{owner}: expected `losses` to be a tensor, got {type(losses).__name__}.")
+            raise TypeError(
+                f"{owner}: expected `losses` to be a tensor, got {type(losses).__name__}."
+            )
         expected_len = {"element": 1, "pos_pair": 2, "neg_pair": 2, "triplet": 3}[reduction_type]
         indices = (loss_indices,) if reduction_type == "element" else tuple(loss_indices)
         if len(indices) != expected_len or any(len(i) != len(losses) for i in indices):
@@ -163,5 +165,3 @@ class BaseReducer(ModuleWithRecords):
                 f"{owner}: expected {expected_len} index tensor(s) of length {len(losses)} for "
                 f"{reduction_type!r} losses, got lengths {[len(i) for i in indices]}."
             )
-
-

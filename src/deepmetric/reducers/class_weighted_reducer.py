@@ -20,7 +20,9 @@ class ClassWeightedReducer(BaseReducer):
         weights: one weight per class, indexed by label value (e.g. inverse class frequency).
     """
 
-    def __init__(self, weights: Tensor | Sequence[float], collect_stats: bool | None = None) -> None:
+    def __init__(
+        self, weights: Tensor | Sequence[float], collect_stats: bool | None = None
+    ) -> None:
         super().__init__(collect_stats=collect_stats)
         weights = torch.as_tensor(weights)
         if weights.ndim != 1:
@@ -39,7 +41,9 @@ class ClassWeightedReducer(BaseReducer):
         **kwargs: Any,
     ) -> Tensor:
         if labels is None:
-            raise ValueError(f"{type(self).__name__}: expected `labels` to weight by class, got None.")
+            raise ValueError(
+                f"{type(self).__name__}: expected `labels` to weight by class, got None."
+            )
         anchor_labels = labels.to(losses.device)[loss_indices]
         if anchor_labels.numel() and int(anchor_labels.max()) >= len(self.weights):
             raise ValueError(

@@ -39,7 +39,9 @@ class MultipleReducers(BaseReducer):
         return self.sub_loss_reduction(reduced, embeddings)
 
     def _reducer_for(self, name: str) -> BaseReducer:
-        return self.reducers[name] if name in self.reducers else self.default_reducer
+        if name in self.reducers:
+            return self.reducers[name]
+        return self.default_reducer
 
     def sub_loss_reduction(self, sub_losses: list[Tensor], embeddings: Tensor) -> Tensor:
         if not sub_losses:

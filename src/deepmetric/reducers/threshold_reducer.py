@@ -30,7 +30,9 @@ class ThresholdReducer(BaseReducer):
                 f"{type(self).__name__}: expected at least one of `low` and `high`, got neither."
             )
         if low is not None and high is not None and not low < high:
-            raise ValueError(f"{type(self).__name__}: expected low < high, got low={low}, high={high}.")
+            raise ValueError(
+                f"{type(self).__name__}: expected low < high, got low={low}, high={high}."
+            )
         super().__init__(collect_stats=collect_stats)
         self.low = low
         self.high = high

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._types import LossDict, Tensor
-from ..distances import BaseDistance, LpDistance, resolve_distance
+from ..distances import BaseDistance, LpDistance, attach_distance
 from ..records import ModuleWithRecords
 from ..reducers import BaseReducer, MeanReducer
 
@@ -29,9 +29,7 @@ class BaseRegularizer(ModuleWithRecords):
         distance: BaseDistance | type | str | None = None,
     ) -> None:
         super().__init__(collect_stats=collect_stats)
-        name = type(self).__name__
-        self.distance = self.get_default_distance() if distance is None else resolve_distance(distance, name)
-        self.check_distance(self.distance)
+        attach_distance(self, distance)
         self.reducer = self.get_default_reducer() if reducer is None else reducer
 
     def get_default_reducer(self) -> BaseReducer:

@@ -1,0 +1,1 @@
+"""Float64 loop references written from the papers' formulas (independent of src/)."""
