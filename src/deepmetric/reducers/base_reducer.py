@@ -65,8 +65,8 @@ class BaseReducer(ModuleWithRecords):
         self.set_losses_size_stat(losses)
         if is_zero_loss(losses):
             return zero_loss(embeddings)
+        reduce = self.get_reduction_func(reduction_type)  # validates reduction_type first
         self.assert_sizes(losses, loss_indices, reduction_type)
-        reduce = self.get_reduction_func(reduction_type)
         return reduce(losses, loss_indices, embeddings, labels, **kwargs)
 
     def get_reduction_func(self, reduction_type: ReductionType) -> Callable[..., Tensor]:
@@ -159,7 +159,20 @@ class BaseReducer(ModuleWithRecords):
                 f"{owner}: expected `losses` to be a tensor, got {type(losses).__name__}."
             )
         expected_len = {"element": 1, "pos_pair": 2, "neg_pair": 2, "triplet": 3}[reduction_type]
-        indices = (loss_indices,) if reduction_type == "element" else tuple(loss_indices)
+        if reduction_type == "element":
+            indices: tuple[Any, ...] = (loss_indices,)
+        elif isinstance(loss_indices, (tuple, list)):
+            indices = tuple(loss_indices)
+        else:
+            raise TypeError(
+                f"{owner}: expected a tuple of {expected_len} index tensors for "
+                f"{reduction_type!r} losses, got {type(loss_indices).__name__}."
+            )
+        if not all(isinstance(i, torch.Tensor) for i in indices):
+            raise TypeError(
+                f"{owner}: expected index tensor(s) for {reduction_type!r} losses, "
+                f"got {[type(i).__name__ for i in indices]}."
+            )
         if len(indices) != expected_len or any(len(i) != len(losses) for i in indices):
             raise ValueError(
                 f"{owner}: expected {expected_len} index tensor(s) of length {len(losses)} for "

@@ -45,10 +45,12 @@ class ClassWeightedReducer(BaseReducer):
                 f"{type(self).__name__}: expected `labels` to weight by class, got None."
             )
         anchor_labels = labels.to(losses.device)[loss_indices]
-        if anchor_labels.numel() and int(anchor_labels.max()) >= len(self.weights):
-            raise ValueError(
-                f"{type(self).__name__}: expected labels < len(weights)={len(self.weights)}, "
-                f"got label {int(anchor_labels.max())}."
-            )
+        if anchor_labels.numel():
+            lowest, highest = int(anchor_labels.min()), int(anchor_labels.max())
+            if lowest < 0 or highest >= len(self.weights):
+                raise ValueError(
+                    f"{type(self).__name__}: expected labels in [0, {len(self.weights)}) to "
+                    f"index `weights`, got label {lowest if lowest < 0 else highest}."
+                )
         weights = self.weights.to(device=losses.device, dtype=losses.dtype)
         return torch.mean(losses * weights[anchor_labels])

@@ -33,17 +33,21 @@ class MultipleReducers(BaseReducer):
     def forward(self, loss_dict: LossDict, embeddings: Tensor, labels: Tensor | None) -> Tensor:
         self.reset_stats()
         reduced = [
-            self._reducer_for(name)({name: sub_loss}, embeddings, labels)
+            self._reducer_for(name)({name: sub_loss}, embeddings, labels).to(embeddings.dtype)
             for name, sub_loss in loss_dict.items()
         ]
-        return self.sub_loss_reduction(reduced, embeddings)
+        if not reduced:
+            return torch.sum(embeddings * 0)
+        sub_losses = torch.stack([s.reshape(()) for s in reduced])  # Tensor[len(loss_dict)]
+        return self.sub_loss_reduction(sub_losses, embeddings, labels)
 
     def _reducer_for(self, name: str) -> BaseReducer:
         if name in self.reducers:
             return self.reducers[name]
         return self.default_reducer
 
-    def sub_loss_reduction(self, sub_losses: list[Tensor], embeddings: Tensor) -> Tensor:
-        if not sub_losses:
-            return torch.sum(embeddings * 0)
-        return torch.stack([s.to(embeddings.dtype).reshape(()) for s in sub_losses]).sum()
+    def sub_loss_reduction(
+        self, sub_losses: Tensor, embeddings: Tensor | None = None, labels: Tensor | None = None
+    ) -> Tensor:
+        """Combine the reduced sub-losses (``Tensor[S]``, one per loss-dict entry): their sum."""
+        return sub_losses.sum()

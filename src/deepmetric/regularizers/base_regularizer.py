@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
+from .. import _validation as V
 from .._types import LossDict, Tensor
 from ..distances import BaseDistance, LpDistance, attach_distance
 from ..records import ModuleWithRecords
@@ -30,7 +33,8 @@ class BaseRegularizer(ModuleWithRecords):
     ) -> None:
         super().__init__(collect_stats=collect_stats)
         attach_distance(self, distance)
-        self.reducer = self.get_default_reducer() if reducer is None else reducer
+        # deep-copied like a loss's reducer: one reducer object never serves two components
+        self.reducer = self.get_default_reducer() if reducer is None else copy.deepcopy(reducer)
 
     def get_default_reducer(self) -> BaseReducer:
         return MeanReducer()
@@ -46,8 +50,9 @@ class BaseRegularizer(ModuleWithRecords):
 
     def forward(self, x: Tensor) -> Tensor:
         self.reset_stats()
-        if not isinstance(x, torch.Tensor) or x.ndim != 2:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"{type(self).__name__}: expected `x` of shape (N, D), got {shape}.")
+        owner = type(self).__name__
+        V.check_tensor(owner, x, "x")
+        if x.ndim != 2:
+            V.fail(owner, "`x` of shape (N, D)", str(tuple(x.shape)))
         loss_dict = self.compute_loss(x)
         return self.reducer(loss_dict, x, torch.arange(x.shape[0], device=x.device))
