@@ -24,8 +24,17 @@ def mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def contrastive(x, labels, pos_margin=0.0, neg_margin=1.0, kind="l2", ref=None, ref_labels=None,
-                pairs=None, reduce=avg_nonzero) -> float:
+def contrastive(
+    x,
+    labels,
+    pos_margin=0.0,
+    neg_margin=1.0,
+    kind="l2",
+    ref=None,
+    ref_labels=None,
+    pairs=None,
+    reduce=avg_nonzero,
+) -> float:
     """Hadsell et al. 2006: [d - m_pos]_+ on positives, [m_neg - d]_+ on negatives (flipped for
     similarities); each side reduced separately, then summed."""
     same = ref is None
@@ -44,8 +53,17 @@ def contrastive(x, labels, pos_margin=0.0, neg_margin=1.0, kind="l2", ref=None, 
     return reduce(pos_terms) + reduce(neg_terms)
 
 
-def triplet_terms(x, labels, margin=0.05, swap=False, smooth=False, kind="l2", ref=None,
-                  ref_labels=None, triplets=None) -> list[float]:
+def triplet_terms(
+    x,
+    labels,
+    margin=0.05,
+    swap=False,
+    smooth=False,
+    kind="l2",
+    ref=None,
+    ref_labels=None,
+    triplets=None,
+) -> list[float]:
     """[d_ap - d_an + m]_+ per triplet (s_an - s_ap + m for similarities); swap uses the
     closer of (a, n) and (p, n); smooth uses softplus."""
     same = ref is None

@@ -16,11 +16,11 @@ def normalized(x: torch.Tensor) -> list[list[float]]:
 
 
 def euclidean(u: list[float], v: list[float]) -> float:
-    return math.sqrt(sum((a - b) ** 2 for a, b in zip(u, v)))
+    return math.sqrt(sum((a - b) ** 2 for a, b in zip(u, v, strict=True)))
 
 
 def dot(u: list[float], v: list[float]) -> float:
-    return sum(a * b for a, b in zip(u, v))
+    return sum(a * b for a, b in zip(u, v, strict=True))
 
 
 def distance_table(x, y, kind: str) -> list[list[float]]:
