@@ -6,6 +6,7 @@ Building from a spec is strict: an unknown name or argument raises with a did-yo
 from __future__ import annotations
 
 import difflib
+import importlib
 import inspect
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
@@ -28,9 +29,15 @@ class Registry(Generic[T]):
     True
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, package: str | None = None) -> None:
         self.kind = kind
+        self._package = package  # imported on first lookup: its modules register themselves
         self._entries: dict[str, type[T]] = {}
+
+    def _load(self) -> dict[str, type[T]]:
+        if self._package is not None:
+            importlib.import_module(self._package)
+        return self._entries
 
     def register(self, cls: type[T]) -> type[T]:
         """Class decorator: add ``cls`` under its class name."""
@@ -43,7 +50,7 @@ class Registry(Generic[T]):
     def get(self, name: str) -> type[T]:
         """The class registered as ``name``."""
         try:
-            return self._entries[name]
+            return self._load()[name]
         except KeyError:
             raise ValueError(
                 f"Unknown {self.kind} {name!r}.{_suggest(name, self.names())} "
@@ -51,19 +58,19 @@ class Registry(Generic[T]):
             ) from None
 
     def names(self) -> list[str]:
-        return sorted(self._entries)
+        return sorted(self._load())
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return name in self._load()
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._load())
 
     def items(self) -> list[tuple[str, type[T]]]:
-        return [(name, self._entries[name]) for name in self.names()]
+        return [(name, self._load()[name]) for name in self.names()]
 
     def build(self, spec: str | Mapping[str, Any], **overrides: Any) -> T:
         """Instantiate from ``"Name"`` or ``{"name": "Name", **kwargs}``; unknown kwargs raise."""
@@ -80,24 +87,41 @@ class Registry(Generic[T]):
         return cls(**kwargs)
 
 
+def _accepted_kwargs(factory: Callable[..., Any]) -> list[str] | None:
+    """Keyword names ``factory`` accepts, following ``**kwargs`` up a class's ``__init__`` chain;
+    None when some ``**kwargs`` leads nowhere we can inspect (then anything may be accepted)."""
+    inits = (
+        [c.__dict__["__init__"] for c in factory.__mro__ if "__init__" in c.__dict__]
+        if isinstance(factory, type)
+        else [factory]
+    )
+    accepted: list[str] = []
+    for init in inits:
+        params = inspect.signature(init).parameters.values()
+        accepted += [
+            p.name
+            for p in params
+            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name != "self"
+        ]
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return accepted
+    return None
+
+
 def _check_kwargs(factory: Callable[..., Any], kwargs: Mapping[str, Any], kind: str) -> None:
-    params = inspect.signature(factory).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+    accepted = _accepted_kwargs(factory)
+    if accepted is None:
         return
-    accepted = [n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL]
     for key in kwargs:
         if key not in accepted:
             raise TypeError(
                 f"{getattr(factory, '__name__', kind)}: unknown argument {key!r}."
-                f"{_suggest(key, accepted)} Accepted: {', '.join(accepted)}."
+                f"{_suggest(key, accepted)} Accepted: {', '.join(dict.fromkeys(accepted))}."
             )
 
 
-DISTANCES: Registry[Any] = Registry("distance")
-LOSSES: Registry[Any] = Registry("loss")
-MINERS: Registry[Any] = Registry("miner")
-REDUCERS: Registry[Any] = Registry("reducer")
-REGULARIZERS: Registry[Any] = Registry("regularizer")
-SAMPLERS: Registry[Any] = Registry("sampler")
-METRICS: Registry[Any] = Registry("metric")
-KNN: Registry[Any] = Registry("knn")
+DISTANCES: Registry[Any] = Registry("distance", "deepmetric.distances")
+LOSSES: Registry[Any] = Registry("loss", "deepmetric.losses")
+MINERS: Registry[Any] = Registry("miner", "deepmetric.miners")
+REDUCERS: Registry[Any] = Registry("reducer", "deepmetric.reducers")
+REGULARIZERS: Registry[Any] = Registry("regularizer", "deepmetric.regularizers")
