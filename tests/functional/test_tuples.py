@@ -664,3 +664,9 @@ def test_logsumexp_gradcheck(add_one):
     keep = torch.rand(4, 5, generator=g) > 0.4
     keep[2] = False
     assert torch.autograd.gradcheck(lambda t: T.logsumexp(t, keep, add_one=add_one), (x,))
+
+
+@pytest.mark.parametrize("convert", [T.convert_to_pairs, T.convert_to_triplets])
+def test_conversion_without_labels_or_tuple_is_an_error(convert):
+    with pytest.raises(ValueError, match="`labels` to build tuples"):
+        convert(None, None)

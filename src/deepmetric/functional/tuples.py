@@ -40,6 +40,12 @@ def _check_tuple(owner: str, indices_tuple: Any) -> None:
         V.fail(owner, "an indices tuple (a, p, n) or (a1, p, a2, n)", got, exc=TypeError)
 
 
+def _labels_for_all_tuples(owner: str, labels: Tensor | None) -> Tensor:
+    if labels is None:
+        V.fail(owner, "`labels` to build tuples when `indices_tuple` is None", "None")
+    return labels
+
+
 # ------------------------------------------------------------------ label masks and all tuples
 def get_matches_and_diffs(
     labels: Tensor, ref_labels: Tensor | None = None
@@ -132,10 +138,11 @@ def get_all_triplets_indices(labels: Tensor, ref_labels: Tensor | None = None) -
 
 # ------------------------------------------------------------------ conversions
 def convert_to_pairs(
-    indices_tuple: IndicesTuple | None, labels: Tensor, ref_labels: Tensor | None = None
+    indices_tuple: IndicesTuple | None, labels: Tensor | None, ref_labels: Tensor | None = None
 ) -> PairIndices:
     """None -> all pairs; a pair tuple unchanged; a triplet ``(a, p, n)`` -> ``(a, p, a, n)``."""
     if indices_tuple is None:
+        labels = _labels_for_all_tuples("convert_to_pairs", labels)
         return get_all_pairs_indices(labels, ref_labels)
     _check_tuple("convert_to_pairs", indices_tuple)
     if len(indices_tuple) == 4:
@@ -170,7 +177,7 @@ def neg_pairs_from_tuple(indices_tuple: IndicesTuple) -> tuple[Tensor, ...]:
 
 def convert_to_triplets(
     indices_tuple: IndicesTuple | None,
-    labels: Tensor,
+    labels: Tensor | None,
     ref_labels: Tensor | None = None,
     t_per_anchor: int | str | None = 100,
     *,
@@ -184,6 +191,7 @@ def convert_to_triplets(
     by its anchor's negative pairs in their order.
     """
     if indices_tuple is None:
+        labels = _labels_for_all_tuples("convert_to_triplets", labels)
         if t_per_anchor == "all":
             return get_all_triplets_indices(labels, ref_labels)
         per_anchor: Any = t_per_anchor  # any other string is refused there

@@ -33,6 +33,9 @@ class BaseMetricLossFunction(EmbeddingRegularizerMixin, ModuleWithRecords):
         embedding_reg_weight: the weight of that term.
     """
 
+    distance: BaseDistance
+    reducer: BaseReducer
+
     #: Labels are needed even when an ``indices_tuple`` is given.
     requires_labels: ClassVar[bool] = False
     #: With neither labels nor ``indices_tuple`` the loss cannot tell pairs apart.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from .._registry import LOSSES
-from .._types import IndicesTuple, LossDict, Tensor
+from .._types import LossDict, PairIndices, Tensor
 from ..functional import pair_losses as F
 from ..reducers import AvgNonZeroReducer, BaseReducer
 from .generic_pair_loss import GenericPairLoss
@@ -43,7 +43,7 @@ class ContrastiveLoss(GenericPairLoss):
         return ["pos_loss", "neg_loss"]
 
     def _compute_loss(
-        self, pos_pair_dist: Tensor, neg_pair_dist: Tensor, indices_tuple: IndicesTuple
+        self, pos_pair_dist: Tensor, neg_pair_dist: Tensor, indices_tuple: PairIndices
     ) -> LossDict:
         a1, p, a2, n = indices_tuple
         pos_loss = self.get_per_pair_loss(pos_pair_dist, "pos") if len(pos_pair_dist) else 0

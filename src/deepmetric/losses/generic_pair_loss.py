@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from .._types import IndicesTuple, LossDict, Tensor
+from .._types import IndicesTuple, LossDict, PairIndices, Tensor
 from ..functional import tuples as T
 from .base_metric_loss_function import BaseMetricLossFunction
 
@@ -41,7 +41,7 @@ class GenericPairLoss(BaseMetricLossFunction):
     def _compute_loss(self, *args: Any) -> LossDict:
         raise NotImplementedError
 
-    def mat_based_loss(self, mat: Tensor, indices_tuple: IndicesTuple) -> LossDict:
+    def mat_based_loss(self, mat: Tensor, indices_tuple: PairIndices) -> LossDict:
         a1, p, a2, n = indices_tuple
         pos_mask = torch.zeros_like(mat)
         neg_mask = torch.zeros_like(mat)
@@ -49,7 +49,7 @@ class GenericPairLoss(BaseMetricLossFunction):
         neg_mask[a2, n] = 1
         return self._compute_loss(mat, pos_mask, neg_mask)
 
-    def pair_based_loss(self, mat: Tensor, indices_tuple: IndicesTuple) -> LossDict:
+    def pair_based_loss(self, mat: Tensor, indices_tuple: PairIndices) -> LossDict:
         a1, p, a2, n = indices_tuple
         pos_pair = mat[a1, p]
         neg_pair = mat[a2, n]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from .._registry import LOSSES
 from .._types import IndicesTuple, LossDict, Tensor
@@ -77,6 +77,8 @@ class TripletMarginLoss(BaseMetricLossFunction):
         reducer = self.reducer_for("loss")
         spec = None if reducer is None else reducer.interval_form()
         if indices_tuple is None and self.triplets_per_anchor == "all" and spec is not None:
+            # validation guarantees labels whenever there is no indices_tuple
+            labels = cast(Tensor, labels)
             return self._all_triplets_reduced(embeddings, labels, ref_emb, ref_labels, spec)
         triplets = T.convert_to_triplets(
             indices_tuple, labels, ref_labels, t_per_anchor=self.triplets_per_anchor
@@ -91,7 +93,7 @@ class TripletMarginLoss(BaseMetricLossFunction):
     def _all_triplets_reduced(
         self,
         embeddings: Tensor,
-        labels: Tensor | None,
+        labels: Tensor,
         ref_emb: Tensor,
         ref_labels: Tensor | None,
         spec: IntervalMean,

@@ -22,6 +22,8 @@ class BaseMiner(ModuleWithRecords):
         collect_stats: record stats (``None`` reads :mod:`deepmetric.config`).
     """
 
+    distance: BaseDistance
+
     def __init__(
         self, distance: BaseDistance | type | str | None = None, collect_stats: bool | None = None
     ) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -33,7 +33,7 @@ class BaseReducer(ModuleWithRecords):
     it with the anchor indices, and ``already_reduced`` terms pass through.
     """
 
-    stats = ("losses_size",)
+    stats: ClassVar[tuple[str, ...]] = ("losses_size",)
 
     def __init__(self, collect_stats: bool | None = None) -> None:
         super().__init__(collect_stats=collect_stats)

@@ -36,6 +36,7 @@ class DivisorReducer(BaseReducer):
         embeddings: Tensor,
         labels: Tensor | None,
         divisor: Tensor | float = 1,
+        **kwargs: Any,
     ) -> Tensor:
         self.record_stat("divisor", divisor)
         if float(divisor) == 0:

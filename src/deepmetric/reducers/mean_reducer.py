@@ -15,7 +15,12 @@ class MeanReducer(BaseReducer):
     """Mean over every element, pair or triplet term (zeros included)."""
 
     def element_reduction(
-        self, losses: Tensor, loss_indices: Any, embeddings: Tensor, labels: Tensor | None
+        self,
+        losses: Tensor,
+        loss_indices: Any,
+        embeddings: Tensor,
+        labels: Tensor | None,
+        **kwargs: Any,
     ) -> Tensor:
         return losses.mean()
 

@@ -42,9 +42,8 @@ class MultipleReducers(BaseReducer):
         return self.sub_loss_reduction(sub_losses, embeddings, labels)
 
     def _reducer_for(self, name: str) -> BaseReducer:
-        if name in self.reducers:
-            return self.reducers[name]
-        return self.default_reducer
+        reducer = self.reducers[name] if name in self.reducers else self.default_reducer
+        return reducer  # type: ignore[return-value]  # ModuleDict values are typed as Module
 
     def sub_loss_reduction(
         self, sub_losses: Tensor, embeddings: Tensor | None = None, labels: Tensor | None = None

@@ -38,7 +38,12 @@ class ThresholdReducer(BaseReducer):
         self.high = high
 
     def element_reduction(
-        self, losses: Tensor, loss_indices: Any, embeddings: Tensor, labels: Tensor | None
+        self,
+        losses: Tensor,
+        loss_indices: Any,
+        embeddings: Tensor,
+        labels: Tensor | None,
+        **kwargs: Any,
     ) -> Tensor:
         spec = self.interval_form()
         if self.collect_stats:

@@ -25,6 +25,9 @@ class BaseRegularizer(ModuleWithRecords):
         distance: default :meth:`get_default_distance` (``LpDistance()``).
     """
 
+    distance: BaseDistance
+    reducer: BaseReducer
+
     def __init__(
         self,
         collect_stats: bool | None = None,
