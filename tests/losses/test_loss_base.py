@@ -128,3 +128,41 @@ def test_stats_exist_only_when_collected():
     on(X, Y)
     assert on.collect_stats and on.distance.collect_stats
     assert float(on.distance.initial_avg_query_norm) > 0
+
+
+class _Restricted(losses.BaseMetricLossFunction):
+    """A loss that declares every restriction, to test the capability checks."""
+
+    requires_labels = True
+    supports_indices_tuple = False
+    supports_ref_emb = False
+
+    def compute_loss(self, embeddings, labels, indices_tuple, ref_emb, ref_labels):
+        return {
+            "loss": {
+                "losses": embeddings.sum(1),
+                "indices": torch.arange(len(embeddings)),
+                "reduction_type": "element",
+            }
+        }
+
+
+class _Unlabelled(_Restricted):
+    requires_labels = False
+    requires_labels_or_indices_tuple = False
+    supports_labels = False
+
+
+@pytest.mark.parametrize(
+    ("loss_cls", "kwargs", "match"),
+    [
+        (_Restricted, dict(indices_tuple=(Y, Y, Y)), "`labels` \\(this component needs"),
+        (_Restricted, dict(labels=Y, indices_tuple=(Y, Y, Y)), "no `indices_tuple`"),
+        (_Restricted, dict(labels=Y, ref_emb=X), "no `ref_emb`"),
+        (_Unlabelled, dict(labels=Y), "no `labels`"),
+    ],
+)
+def test_capability_flags_are_enforced(loss_cls, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        loss_cls()(X, **kwargs)
+    assert loss_cls()(X, **({"labels": Y} if loss_cls is _Restricted else {})).ndim == 0

@@ -140,18 +140,16 @@ class BaseMetricLossFunction(EmbeddingRegularizerMixin, ModuleWithRecords):
         ref_emb: Tensor | None,
         ref_labels: Tensor | None,
     ) -> None:
-        if labels is None and self.requires_labels:
-            V.fail(owner, "`labels` (this loss needs class labels)", "None")
-        if labels is None and indices_tuple is None and self.requires_labels_or_indices_tuple:
-            V.fail(
-                owner, "`labels` or `indices_tuple`", "neither", "Pass labels, or a miner's output."
-            )
-        if labels is not None and not self.supports_labels:
-            V.fail(owner, "no `labels` (this loss does not use them)", "labels")
-        if indices_tuple is not None and not self.supports_indices_tuple:
-            V.fail(owner, "no `indices_tuple` (this loss does not use miners)", "an indices_tuple")
-        if (ref_emb is not None or ref_labels is not None) and not self.supports_ref_emb:
-            V.fail(owner, "no `ref_emb`/`ref_labels` (this loss does not support them)", "ref_emb")
+        if self.requires_labels:
+            V.labels_required(labels, owner=owner)
+        if self.requires_labels_or_indices_tuple:
+            V.labels_or_indices_tuple_required(labels, indices_tuple, owner=owner)
+        if not self.supports_labels:
+            V.labels_not_supported(labels, ref_labels, owner=owner)
+        if not self.supports_indices_tuple:
+            V.indices_tuple_not_supported(indices_tuple, owner=owner)
+        if not self.supports_ref_emb and (ref_emb is not None or ref_labels is not None):
+            V.fail(owner, "no `ref_emb`/`ref_labels` (not supported here)", "a reference set")
 
     # ----------------------------------------------------------------- loss dict helpers
     def zero_loss(self) -> SubLoss:
