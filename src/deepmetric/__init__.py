@@ -20,6 +20,7 @@ _SUBPACKAGES = (
     "miners",
     "reducers",
     "regularizers",
+    "samplers",
     "utils",
 )
 
