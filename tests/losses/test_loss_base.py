@@ -158,7 +158,7 @@ class _Unlabelled(_Restricted):
     [
         (_Restricted, dict(indices_tuple=(Y, Y, Y)), "`labels` \\(this component needs"),
         (_Restricted, dict(labels=Y, indices_tuple=(Y, Y, Y)), "no `indices_tuple`"),
-        (_Restricted, dict(labels=Y, ref_emb=X), "no `ref_emb`"),
+        (_Restricted, dict(labels=Y, ref_emb=X.clone()), "no `ref_emb`"),
         (_Unlabelled, dict(labels=Y), "no `labels`"),
     ],
 )
@@ -166,3 +166,8 @@ def test_capability_flags_are_enforced(loss_cls, kwargs, match):
     with pytest.raises(ValueError, match=match):
         loss_cls()(X, **kwargs)
     assert loss_cls()(X, **({"labels": Y} if loss_cls is _Restricted else {})).ndim == 0
+
+
+def test_query_set_passed_again_as_reference_is_accepted():
+    """As in PML, ref_emb/ref_labels that are the very same objects are not a separate set."""
+    assert _Restricted()(X, Y, ref_emb=X, ref_labels=Y).ndim == 0
