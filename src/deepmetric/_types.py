@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal, TypedDict
 
 import torch
@@ -16,6 +17,21 @@ TripletIndices = tuple[Tensor, Tensor, Tensor]
 PairIndices = tuple[Tensor, Tensor, Tensor, Tensor]
 #: What miners return and losses accept as ``indices_tuple``.
 IndicesTuple = TripletIndices | PairIndices
+
+
+@dataclass(frozen=True)
+class PairMasks:
+    """Every pair of a query x reference grid, given as masks instead of index lists.
+
+    ``pos[i, j]`` marks (i, j) as a positive pair, ``neg[i, j]`` as a negative pair; both
+    ``BoolTensor[N, M]``. Means the same as the pair tuple ``(*where(pos), *where(neg))`` (row-major
+    order). Only losses that declare ``supports_pair_masks`` accept it as ``indices_tuple``
+    (CrossBatchMemory uses it to avoid building every pair and triplet of batch x memory).
+    """
+
+    pos: Tensor
+    neg: Tensor
+
 
 ReductionType = Literal["element", "pos_pair", "neg_pair", "triplet", "already_reduced"]
 REDUCTION_TYPES: tuple[ReductionType, ...] = (

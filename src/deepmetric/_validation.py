@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 
 import torch
 
-from ._types import Tensor
+from ._types import PairMasks, Tensor
 
 
 def fail(
@@ -71,7 +71,15 @@ def check_same_dim(owner: str, emb: Tensor, ref: Tensor) -> None:
 
 
 def check_indices_tuple(owner: str, indices: Any, n_anchors: int, n_refs: int) -> None:
-    """An ``(a, p, n)`` or ``(a1, p, a2, n)`` tuple of 1-D integer tensors, in range."""
+    """An ``(a, p, n)`` or ``(a1, p, a2, n)`` tuple of 1-D integer tensors, in range (or
+    :class:`PairMasks` of shape (n_anchors, n_refs))."""
+    if isinstance(indices, PairMasks):
+        for name in ("pos", "neg"):
+            mask = check_tensor(owner, getattr(indices, name), f"PairMasks.{name}")
+            if mask.dtype != torch.bool or tuple(mask.shape) != (n_anchors, n_refs):
+                expected = f"PairMasks.{name} of dtype bool, shape (N, M)=({n_anchors}, {n_refs})"
+                fail(owner, expected, f"{mask.dtype} {_shape(mask)}")
+        return
     if not isinstance(indices, (tuple, list)) or len(indices) not in (3, 4):
         got = (
             f"length {len(indices)}"

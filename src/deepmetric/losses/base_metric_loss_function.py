@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import torch
 
 from .. import _validation as V
-from .._types import IndicesTuple, LossDict, SubLoss, Tensor
+from .._types import IndicesTuple, LossDict, PairMasks, SubLoss, Tensor
 from ..distances import BaseDistance, LpDistance, attach_distance
 from ..records import ModuleWithRecords
 from ..reducers import BaseReducer, DoNothingReducer, MeanReducer, MultipleReducers
@@ -43,6 +43,9 @@ class BaseMetricLossFunction(EmbeddingRegularizerMixin, ModuleWithRecords):
     supports_labels: ClassVar[bool] = True
     supports_indices_tuple: ClassVar[bool] = True
     supports_ref_emb: ClassVar[bool] = True
+    #: ``compute_loss`` also accepts ``indices_tuple`` as :class:`~deepmetric._types.PairMasks`
+    #: (all pairs as boolean masks; CrossBatchMemory passes them to skip building index tuples).
+    supports_pair_masks: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -117,7 +120,7 @@ class BaseMetricLossFunction(EmbeddingRegularizerMixin, ModuleWithRecords):
         if labels is not None:
             V.check_labels(owner, labels, n)
             labels = labels.to(embeddings.device)
-        self._check_capabilities(owner, labels, indices_tuple, ref_emb, ref_labels)
+        self._check_capabilities(owner, embeddings, labels, indices_tuple, ref_emb, ref_labels)
         if ref_emb is None:
             if ref_labels is not None:
                 V.fail(owner, "`ref_labels` only together with `ref_emb`", "ref_labels alone")
@@ -135,6 +138,7 @@ class BaseMetricLossFunction(EmbeddingRegularizerMixin, ModuleWithRecords):
     def _check_capabilities(
         self,
         owner: str,
+        embeddings: Tensor,
         labels: Tensor | None,
         indices_tuple: IndicesTuple | None,
         ref_emb: Tensor | None,
@@ -148,7 +152,14 @@ class BaseMetricLossFunction(EmbeddingRegularizerMixin, ModuleWithRecords):
             V.labels_not_supported(labels, ref_labels, owner=owner)
         if not self.supports_indices_tuple:
             V.indices_tuple_not_supported(indices_tuple, owner=owner)
-        if not self.supports_ref_emb and (ref_emb is not None or ref_labels is not None):
+        if isinstance(indices_tuple, PairMasks) and not self.supports_pair_masks:
+            expected = "an indices_tuple (a, p, n) or (a1, p, a2, n) (PairMasks not supported here)"
+            V.fail(owner, expected, "PairMasks", exc=TypeError)
+        # PML accepts the query set passed again explicitly as the reference (same objects)
+        separate_ref = (ref_emb is not None and ref_emb is not embeddings) or (
+            ref_labels is not None and ref_labels is not labels
+        )
+        if not self.supports_ref_emb and separate_ref:
             V.fail(owner, "no `ref_emb`/`ref_labels` (not supported here)", "a reference set")
 
     # ----------------------------------------------------------------- loss dict helpers
@@ -195,3 +206,14 @@ class BaseMetricLossFunction(EmbeddingRegularizerMixin, ModuleWithRecords):
         if isinstance(self.reducer, MultipleReducers):
             return self.reducer._reducer_for(sub_loss_name)
         return self.reducer
+
+    # ----------------------------------------------------------------- learnable parameters
+    def trainable_parameters(self) -> list[tuple[str, torch.nn.Parameter]]:
+        """``[(name, parameter)]`` that need an optimizer: every parameter with ``requires_grad``,
+        including those of the distance and the regularizers (``[("W", ...)]`` for ArcFace)."""
+        return [(name, p) for name, p in self.named_parameters() if p.requires_grad]
+
+    def has_trainable_parameters(self) -> bool:
+        """Whether the loss learns parameters (class vectors, proxies) that must be given to an
+        optimizer; if they are not, they never train."""
+        return any(p.requires_grad for p in self.parameters())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal, cast
 
 from .._registry import LOSSES
-from .._types import IndicesTuple, LossDict, Tensor
+from .._types import IndicesTuple, LossDict, PairMasks, Tensor
 from ..functional import triplet_losses as F
 from ..functional import tuples as T
 from ..functional.reductions import IntervalMean
@@ -36,6 +36,7 @@ class TripletMarginLoss(BaseMetricLossFunction):
     """
 
     recordable = ("margin",)
+    supports_pair_masks = True
 
     def __init__(
         self,
@@ -76,10 +77,14 @@ class TripletMarginLoss(BaseMetricLossFunction):
             )
         reducer = self.reducer_for("loss")
         spec = None if reducer is None else reducer.interval_form()
+        if isinstance(indices_tuple, PairMasks):  # every triplet of the masks
+            if spec is not None:
+                return self._all_triplets_reduced(embeddings, ref_emb, indices_tuple, spec)
+            indices_tuple = T.triplets_from_masks(indices_tuple.pos, indices_tuple.neg)
         if indices_tuple is None and self.triplets_per_anchor == "all" and spec is not None:
             # validation guarantees labels whenever there is no indices_tuple
-            labels = cast(Tensor, labels)
-            return self._all_triplets_reduced(embeddings, labels, ref_emb, ref_labels, spec)
+            masks = PairMasks(*T.get_matches_and_diffs(cast(Tensor, labels), ref_labels))
+            return self._all_triplets_reduced(embeddings, ref_emb, masks, spec)
         triplets = T.convert_to_triplets(
             indices_tuple, labels, ref_labels, t_per_anchor=self.triplets_per_anchor
         )
@@ -91,14 +96,9 @@ class TripletMarginLoss(BaseMetricLossFunction):
         return {"loss": {"losses": losses, "indices": triplets, "reduction_type": "triplet"}}
 
     def _all_triplets_reduced(
-        self,
-        embeddings: Tensor,
-        labels: Tensor,
-        ref_emb: Tensor,
-        ref_labels: Tensor | None,
-        spec: IntervalMean,
+        self, embeddings: Tensor, ref_emb: Tensor, masks: PairMasks, spec: IntervalMean
     ) -> LossDict:
-        pos, neg = T.get_matches_and_diffs(labels, ref_labels)
+        pos, neg = masks.pos, masks.neg
         if not bool(((pos.sum(1) > 0) & (neg.sum(1) > 0)).any()):
             return self.zero_losses()
         mat = self._distance_matrix(embeddings, ref_emb)
