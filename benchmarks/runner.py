@@ -185,6 +185,9 @@ def run_workload(w: Workload, libs: list[str], cfg: Config) -> dict[str, CaseRes
     cases: list[_Case] = []
     try:
         for lib in libs:
+            if lib == "gemm" and not w.gemm_reference:
+                results[lib] = CaseResult(w.name, lib, status="skipped", message="not pairwise")
+                continue
             if lib != "gemm" and lib not in w.libs:
                 note = w.note or "skipped"
                 results[lib] = CaseResult(w.name, lib, status="skipped", message=note)
