@@ -18,3 +18,11 @@ def test_readme_block_runs(index, capsys):
 
 def test_readme_has_examples():
     assert len(BLOCKS) >= 2
+
+
+def test_readme_loss_table_lists_every_registered_loss():
+    from deepmetric._registry import LOSSES
+
+    table = README.read_text().split("## Losses", 1)[1].split("## ", 1)[0]
+    listed = set(re.findall(r"^\| `(\w+)` \|", table, flags=re.M))
+    assert listed == set(LOSSES.names())
