@@ -74,6 +74,11 @@ def sampler(name: str, make: Callable[[Any], Any], n: int, **kw: Any) -> Workloa
     return register(Workload(name, "samplers", make, n, kind="sampler", **kw))
 
 
+def accuracy(name: str, make: Callable[[Any], Any], n: int, **kw: Any) -> Workload:
+    """``make(utils.accuracy_calculator).get_accuracy(embeddings, labels)``, reference = query."""
+    return register(Workload(name, "utils.accuracy_calculator", make, n, kind="accuracy", **kw))
+
+
 def select(only: str | None = None, quick: bool = False) -> list[Workload]:
     """Workloads whose name contains any comma-separated substring of ``only``, in order."""
     needles = [s for s in (only or "").split(",") if s]
@@ -125,6 +130,11 @@ def _sampler_step(w: Workload, obj: Any) -> Callable[[], None]:
     return epoch
 
 
+def _accuracy_step(w: Workload, obj: Any) -> Callable[[], None]:
+    emb, labels = make_inputs(w, requires_grad=False)
+    return lambda: obj.get_accuracy(emb, labels)
+
+
 def _gemm_step(w: Workload, obj: Any) -> Callable[[], None]:
     emb, _ = make_inputs(w, requires_grad=False)
     return lambda: emb @ emb.T
@@ -136,6 +146,7 @@ STEPS: dict[str, Callable[[Workload, Any], Callable[[], None]]] = {
     "distance": _distance_step,
     "miner": _miner_step,
     "sampler": _sampler_step,
+    "accuracy": _accuracy_step,
     "gemm": _gemm_step,
 }
 
@@ -266,3 +277,30 @@ miner("miner_multisim/N=1024", lambda m: m.MultiSimilarityMiner(), 1024)
 miner("miner_batchhard/N=4096", lambda m: m.BatchHardMiner(), 4096)
 _LABELS_60K = [i % 1000 for i in range(60000)]
 sampler("m_per_class/N=60000", lambda m: m.MPerClassSampler(_LABELS_60K, 4, 128), 60000)
+
+# ---- evaluation (reference = query, k=None: every reference ranked) ----
+PML_19GB = "skipped (PML needs > 19 GiB)"
+NO_CLUSTERING = ("NMI", "AMI")
+accuracy("accuracy_all/N=10000", lambda m: m.AccuracyCalculator(), 10000, classes=100)
+accuracy(
+    "accuracy_noclust/N=10000",
+    lambda m: m.AccuracyCalculator(exclude=NO_CLUSTERING),
+    10000,
+    classes=100,
+)
+accuracy(
+    "accuracy_all/N=20000",
+    lambda m: m.AccuracyCalculator(),
+    20000,
+    classes=100,
+    libs=("deepmetric",),
+    note=PML_19GB,
+)
+accuracy(
+    "accuracy_noclust/N=20000",
+    lambda m: m.AccuracyCalculator(exclude=NO_CLUSTERING),
+    20000,
+    classes=100,
+    libs=("deepmetric",),
+    note=PML_19GB,
+)

@@ -16,7 +16,9 @@ __version__ = "0.1.0"
 _SUBPACKAGES = (
     "distances",
     "functional",
+    "inference",
     "losses",
+    "metrics",
     "miners",
     "reducers",
     "regularizers",
