@@ -7,15 +7,14 @@ from typing import Any
 
 from .. import _validation as V
 from .._registry import LOSSES
-from .._types import IndicesTuple, LossDict, PairIndices, Tensor
+from .._types import LossDict, Tensor
 from ..distances import BaseDistance, CosineSimilarity
 from ..functional import lse_pair_losses as F
-from . import _pair_inputs
-from .generic_pair_loss import GenericPairLoss
+from ._positive_pair_loss import PositivePairLoss
 
 
 @LOSSES.register
-class TupletMarginLoss(GenericPairLoss):
+class TupletMarginLoss(PositivePairLoss):
     """Tuplet margin loss, one term per positive pair.
 
     Yu & Tao, "Deep Metric Learning with Tuplet Margin Loss", ICCV 2019,
@@ -56,28 +55,6 @@ class TupletMarginLoss(GenericPairLoss):
                 type(distance).__name__,
                 "Omit `distance` to use the default.",
             )
-
-    def compute_loss(
-        self,
-        embeddings: Tensor,
-        labels: Tensor | None,
-        indices_tuple: IndicesTuple | None,
-        ref_emb: Tensor,
-        ref_labels: Tensor | None,
-    ) -> LossDict:
-        inputs = _pair_inputs.mat_and_pairs(
-            self, embeddings, labels, indices_tuple, ref_emb, ref_labels
-        )
-        if inputs is None:
-            return self.zero_losses()
-        return self._pair_loss(*inputs)
-
-    def pair_based_loss(self, mat: Tensor, indices_tuple: PairIndices) -> LossDict:
-        a1, p, a2, n = indices_tuple
-        if len(a1) == 0 or len(a2) == 0:
-            return self.zero_losses()
-        negatives = F.negative_pair_counts(a2, n, (mat.shape[0], mat.shape[1]), dtype=mat.dtype)
-        return self._pair_loss(mat, a1, p, negatives)
 
     def _pair_loss(self, mat: Tensor, a1: Tensor, p: Tensor, negatives: Tensor) -> LossDict:
         if self.collect_stats:
