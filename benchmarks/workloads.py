@@ -208,6 +208,14 @@ loss("ranked_list/N=1024", lambda m: m.RankedListLoss(margin=0.4, Tn=1.0), 1024)
 loss("pnp/N=256", lambda m: m.PNPLoss(), 256)
 PML_37GB = "skipped (PML needs ~37 GB)"
 loss("pnp/N=1024", lambda m: m.PNPLoss(), 1024, libs=("deepmetric",), note=PML_37GB)
+loss("smooth_ap/N=256", lambda m: m.SmoothAPLoss(), 256)
+loss(
+    "smooth_ap/N=1024",
+    lambda m: m.SmoothAPLoss(),
+    1024,
+    libs=("deepmetric",),
+    note="skipped (PML needs ~21 GB)",
+)
 loss("histogram/N=256", lambda m: m.HistogramLoss(), 256)
 loss(
     "histogram/N=1024",

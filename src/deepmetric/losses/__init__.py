@@ -33,6 +33,7 @@ from .proxy_nca_loss import ProxyNCALoss
 from .ranked_list_loss import RankedListLoss
 from .self_supervised_loss import SelfSupervisedLoss
 from .signal_to_noise_ratio_losses import SignalToNoiseRatioContrastiveLoss
+from .smooth_ap_loss import SmoothAPLoss
 from .soft_triple_loss import SoftTripleLoss
 from .sphereface_loss import SphereFaceLoss
 from .subcenter_arcface_loss import SubCenterArcFaceLoss
@@ -76,6 +77,7 @@ __all__ = [
     "RankedListLoss",
     "SelfSupervisedLoss",
     "SignalToNoiseRatioContrastiveLoss",
+    "SmoothAPLoss",
     "SoftTripleLoss",
     "SphereFaceLoss",
     "SubCenterArcFaceLoss",
