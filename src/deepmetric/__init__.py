@@ -23,6 +23,7 @@ _SUBPACKAGES = (
     "reducers",
     "regularizers",
     "samplers",
+    "testers",
     "utils",
 )
 
