@@ -37,7 +37,7 @@ values larger than any cut-off) and return one float64 value per query:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -478,8 +478,13 @@ def _ranks_for_block(
             r, c = where // mb, where % mb
             before = bins.before(r, flat[where].long(), d.view(-1)[where], layout.original(c + rs))
             exact += torch.bincount(r * (p + 1) + before, minlength=b * (p + 1))
-    assert hist is not None  # at least one tile
-    hist = hist.masked_fill_(bins.occupied, 0).view(b, bins.width)
+    hist = (
+        cast(Tensor, hist)
+        .masked_fill_(  # the loop ran at least one tile
+            bins.occupied, 0
+        )
+        .view(b, bins.width)
+    )
     dense_before = (torch.cumsum(hist, 1) - hist).view(-1)[bins.pos_bin]
     exact_before = torch.cumsum(exact.view(b, p + 1), 1)[:, :p]
     t = torch.arange(1, p + 1, device=device).unsqueeze(0)

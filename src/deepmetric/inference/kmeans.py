@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 
 from .._logging import get_logger
@@ -54,8 +56,7 @@ class TorchKMeans:
             )
             if best_inertia is None or float(inertia) < best_inertia:
                 best_labels, best_inertia = labels, float(inertia)
-        assert best_labels is not None
-        return best_labels
+        return cast(Tensor, best_labels)  # n_init >= 1 trials ran
 
     def __repr__(self) -> str:
         return (
