@@ -14,7 +14,7 @@ $(PY):
 
 $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install --quiet $(TORCH)
-	$(PY) -m pip install --quiet -e ".[test,dev,faiss]"
+	$(PY) -m pip install --quiet -e ".[test,dev,faiss,tensorboard]"
 	touch $(STAMP)
 
 install: $(STAMP)

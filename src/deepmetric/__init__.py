@@ -17,6 +17,7 @@ _SUBPACKAGES = (
     "distances",
     "distributed",
     "functional",
+    "hooks",
     "inference",
     "losses",
     "metrics",
@@ -25,6 +26,7 @@ _SUBPACKAGES = (
     "regularizers",
     "samplers",
     "testers",
+    "trainers",
     "utils",
 )
 

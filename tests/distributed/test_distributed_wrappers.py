@@ -8,6 +8,7 @@ model's gradients over ranks, the gradient equals the single-process gradient.
 from __future__ import annotations
 
 import datetime
+import gc
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -44,6 +45,7 @@ def _worker(rank: int, init_file: str, case: str, world: int) -> None:
     )
     try:
         CASES[case](rank)
+        dist.barrier()  # no rank tears the group down while another still communicates
     finally:
         dist.destroy_process_group()
 
@@ -259,6 +261,9 @@ def _case_arcface(rank: int) -> None:
     sl = slices[rank]
     ddp_loss(model(x[sl]), labels[sl]).backward()
     _close(loss_fn.W.grad, ref_w_grad)
+    # free DDP's reducer (and its threads) while the process group is still alive
+    del ddp_loss
+    gc.collect()
 
 
 def _case_cross_batch_memory(rank: int) -> None:
