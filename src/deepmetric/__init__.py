@@ -14,6 +14,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _SUBPACKAGES = (
+    "datasets",
     "distances",
     "distributed",
     "functional",
@@ -24,6 +25,7 @@ _SUBPACKAGES = (
     "miners",
     "reducers",
     "regularizers",
+    "reports",
     "samplers",
     "testers",
     "trainers",
