@@ -616,3 +616,11 @@ def test_amp_on_cuda_float16_with_grad_scaler():
     assert seen and all(d == torch.float16 for d in seen)
     after = flat_params(models)
     assert torch.isfinite(after).all() and not torch.equal(before, after)
+
+
+def test_internal_state_missing_is_a_clear_runtime_error():
+    from deepmetric.trainers.base_trainer import not_set_up
+
+    err = not_set_up(object(), "dataloader")
+    with pytest.raises(RuntimeError, match="`dataloader` is not set up"):
+        raise err

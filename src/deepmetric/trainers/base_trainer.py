@@ -38,6 +38,11 @@ def _default_getter(batch: Any) -> Any:
     return batch
 
 
+def not_set_up(trainer: object, name: str) -> RuntimeError:
+    """The error for internal state that the trainer's set-up should have created."""
+    return RuntimeError(f"{type(trainer).__name__}: `{name}` is not set up (set-up has not run).")
+
+
 class _LossTracker:
     """Holds the current value of each named loss and their weighted sum ``total_loss``."""
 
@@ -377,7 +382,8 @@ class BaseTrainer:
 
     def _new_iterator(self) -> None:
         """Start a pass over the data, remembering the RNG states it starts from (for resume)."""
-        assert self.dataloader is not None
+        if self.dataloader is None:
+            raise not_set_up(self, "dataloader")
         gen = self._sampler_generator()
         self._iter_start_state = {
             "torch_rng_state": torch.get_rng_state(),
@@ -389,7 +395,8 @@ class BaseTrainer:
     def _next_batch(self) -> Any:
         if self.dataloader_iter is None:
             self._new_iterator()
-        assert self.dataloader_iter is not None
+        if self.dataloader_iter is None:
+            raise not_set_up(self, "dataloader_iter")
         try:
             batch = next(self.dataloader_iter)
         except StopIteration:
@@ -401,7 +408,8 @@ class BaseTrainer:
     def _start_epoch_data(self) -> None:
         """A pass that has delivered every batch is replaced by a fresh one at an epoch start, so a
         run resumed from a checkpoint draws the same data as an uninterrupted run."""
-        assert self.dataloader is not None
+        if self.dataloader is None:
+            raise not_set_up(self, "dataloader")
         pending = self._pending_resume
         self._pending_resume = None
         if pending is not None and 0 < pending["batches_from_iter"] < len(self.dataloader):
@@ -412,7 +420,8 @@ class BaseTrainer:
                 gen.set_state(pending["iter_start"]["sampler_generator_state"])
             self._new_iterator()
             self._iter_start_state = pending["iter_start"]
-            assert self.dataloader_iter is not None
+            if self.dataloader_iter is None:
+                raise not_set_up(self, "dataloader_iter")
             for _ in range(pending["batches_from_iter"]):
                 next(self.dataloader_iter)
             self._batches_from_iter = pending["batches_from_iter"]
@@ -432,7 +441,8 @@ class BaseTrainer:
 
     def get_batch(self) -> tuple[Any, torch.Tensor]:
         batch = self._next_batch()
-        assert self.data_and_label_getter is not None
+        if self.data_and_label_getter is None:
+            raise not_set_up(self, "data_and_label_getter")
         data, labels = self.data_and_label_getter(batch)
         labels = self.process_labels(labels)
         return self.maybe_do_batch_mining(data, labels)
@@ -485,7 +495,8 @@ class BaseTrainer:
         self.update_loss_weights()
         with self._autocast():
             self.calculate_loss(self.get_batch())
-        assert self.loss_weights is not None
+        if self.loss_weights is None:
+            raise not_set_up(self, "loss_weights")
         self.loss_tracker.update(self.loss_weights)
         self.backward()
         self.clip_gradients()
@@ -616,10 +627,14 @@ class BaseTrainer:
         """Train for epochs ``start_epoch .. num_epochs`` (inclusive)."""
         self.warn_unoptimized_loss_parameters()
         self.initialize_dataloader()
-        assert self.dataloader is not None
+        if self.dataloader is None:
+            raise not_set_up(self, "dataloader")
         if self.iterations_per_epoch is None:
             self.iterations_per_epoch = len(self.dataloader)
-        assert self.end_of_iteration_hook is not None and self.end_of_epoch_hook is not None
+        if self.end_of_iteration_hook is None:
+            raise not_set_up(self, "end_of_iteration_hook")
+        if self.end_of_epoch_hook is None:
+            raise not_set_up(self, "end_of_epoch_hook")
         for epoch in range(start_epoch, num_epochs + 1):
             self.epoch = epoch
             self._start_epoch_data()

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from .._validation import fail
-from .base_trainer import BaseTrainer
+from .base_trainer import BaseTrainer, not_set_up
 
 
 class CascadedEmbeddings(BaseTrainer):
@@ -59,7 +59,8 @@ class CascadedEmbeddings(BaseTrainer):
                 f"embeddings of width sum(embedding_sizes)={sum(self.embedding_sizes)}",
                 f"width {embeddings.shape[1]}",
             )
-        assert self.loss_weights is not None
+        if self.loss_weights is None:
+            raise not_set_up(self, "loss_weights")
         indices_tuple = None
         start = 0
         for i, size in enumerate(self.embedding_sizes):

@@ -21,6 +21,7 @@ from ..distances.lp_distance import LpDistance
 from ..functional.tuples import get_random_triplet_indices
 from ..losses.triplet_margin_loss import TripletMarginLoss
 from ..miners.embeddings_already_packaged_as_triplets import EmbeddingsAlreadyPackagedAsTriplets
+from .base_trainer import not_set_up
 from .train_with_classifier import TrainWithClassifier
 
 
@@ -68,7 +69,8 @@ class DeepAdversarialMetricLearning(TrainWithClassifier):
             )
         g_adv.margin = -g_adv.margin
         g_adv.distance = NegativeLpDistance()
-        assert self.loss_weights is not None
+        if self.loss_weights is None:
+            raise not_set_up(self, "loss_weights")
         self.original_loss_weights = dict(self.loss_weights)
 
     def custom_setup(self) -> None:
@@ -146,7 +148,8 @@ class DeepAdversarialMetricLearning(TrainWithClassifier):
         dummy_labels = torch.arange(final.shape[0], device=final.device)
         triplets = self.mining_funcs["synth_packaged_as_triplets"](final, dummy_labels)
         triplets = tuple(t.to(final.device) for t in triplets)
-        assert self.loss_weights is not None
+        if self.loss_weights is None:
+            raise not_set_up(self, "loss_weights")
         if self.loss_weights.get("synth_loss", 0) > 0:
             self.losses["synth_loss"] = self.loss_funcs["synth_loss"](final, dummy_labels, triplets)
         self.losses["g_adv_loss"] = self.loss_funcs["g_adv_loss"](final, dummy_labels, triplets)

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from .base_trainer import BaseTrainer
+from .base_trainer import BaseTrainer, not_set_up
 
 
 class MetricLossOnly(BaseTrainer):
@@ -22,7 +22,8 @@ class MetricLossOnly(BaseTrainer):
     def maybe_get_metric_loss(
         self, embeddings: torch.Tensor, labels: torch.Tensor, indices_tuple: Any
     ) -> Any:
-        assert self.loss_weights is not None
+        if self.loss_weights is None:
+            raise not_set_up(self, "loss_weights")
         if self.loss_weights.get("metric_loss", 0) > 0:
             return self.loss_funcs["metric_loss"](embeddings, labels, indices_tuple)
         return 0

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from .base_trainer import not_set_up
 from .metric_loss_only import MetricLossOnly
 
 
@@ -31,7 +32,8 @@ class TrainWithClassifier(MetricLossOnly):
         self.losses["classifier_loss"] = self.maybe_get_classifier_loss(logits, labels)
 
     def maybe_get_logits(self, embeddings: torch.Tensor) -> torch.Tensor | None:
-        assert self.loss_weights is not None
+        if self.loss_weights is None:
+            raise not_set_up(self, "loss_weights")
         if "classifier" in self.models and self.loss_weights.get("classifier_loss", 0) > 0:
             return self.models["classifier"](embeddings)
         return None

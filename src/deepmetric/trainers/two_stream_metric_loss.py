@@ -9,7 +9,7 @@ import torch
 
 from .._validation import fail
 from ..functional.tuples import get_all_triplets_indices, shift_indices_tuple
-from .base_trainer import BaseTrainer
+from .base_trainer import BaseTrainer, not_set_up
 
 
 def _two_stream_getter(batch: Any) -> Any:
@@ -48,7 +48,8 @@ class TwoStreamMetricLoss(BaseTrainer):
         else:
             indices_tuple = get_all_triplets_indices(labels, ref_labels)
         indices_tuple = shift_indices_tuple(indices_tuple, anchor_emb.shape[0])
-        assert self.loss_weights is not None
+        if self.loss_weights is None:
+            raise not_set_up(self, "loss_weights")
         if self.loss_weights.get("metric_loss", 0) > 0:
             embeddings = torch.cat([anchor_emb, posneg_emb], dim=0)
             all_labels = torch.cat([labels, labels], dim=0)
