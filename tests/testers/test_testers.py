@@ -303,6 +303,7 @@ def test_base_tester_is_abstract():
         ({"visualizer": object()}, TypeError, "`fit_transform`"),
         ({"accuracy_calculator": object()}, TypeError, "`get_accuracy`"),
         ({"set_min_label_to_zero": True}, ValueError, "dataset_labels"),
+        ({"distributed": 1}, TypeError, "`distributed` to be a bool, got 1"),
     ],
 )
 def test_bad_constructor_args(kwargs, exc, match):
@@ -345,3 +346,12 @@ def test_with_same_parent_label_needs_two_columns():
     x, y = _clustered()
     with pytest.raises(ValueError, match="below the last label column"):
         _tester(WithSameParentLabelTester).test({"val": TensorDataset(x, y)}, 0, _trunk())
+
+
+def test_distributed_without_a_process_group_changes_nothing():
+    x, y = _clustered()
+    ds = {"val": TensorDataset(x, y)}
+    plain = _tester().test(ds, 1, _trunk())
+    distributed = _tester(distributed=True)
+    assert not distributed.is_sharded()
+    assert distributed.test(ds, 1, _trunk()) == plain

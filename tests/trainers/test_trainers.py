@@ -15,6 +15,7 @@ from deepmetric.losses.triplet_margin_loss import TripletMarginLoss
 from deepmetric.miners.hdc_miner import HDCMiner
 from deepmetric.miners.maximum_loss_miner import MaximumLossMiner
 from deepmetric.miners.triplet_margin_miner import TripletMarginMiner
+from deepmetric.samplers import DistributedMPerClassSampler, MPerClassBatchSampler
 from deepmetric.trainers.base_trainer import BaseTrainer
 from deepmetric.trainers.cascaded_embeddings import CascadedEmbeddings
 from deepmetric.trainers.deep_adversarial_metric_learning import DeepAdversarialMetricLearning
@@ -214,6 +215,8 @@ def test_bad_input_errors(tmp_path):
         build(set_min_label_to_zero=True)
     with pytest.raises(ValueError, match="a dataset with at least `batch_size` items"):
         build(batch_size=1000).train()
+    with pytest.raises(ValueError, match=r"batch sampler's batch_size to equal the trainer's"):
+        build(sampler=MPerClassBatchSampler(ds.tensors[1], m=4, batch_size=8)).train()
     trainer = build()
     state = trainer.state_dict()
     state["models"]["classifier"] = {}
@@ -246,7 +249,7 @@ def test_unoptimized_loss_parameter_warning():
     assert not torch.equal(arcface2.W.detach(), w_before)
 
 
-def build_resumable(seed_models: int, seeded_sampler: bool = True, iterations_per_epoch=None):
+def build_resumable(seed_models: int, sampler_kind: str = "seeded", iterations_per_epoch=None):
     ds = make_dataset()
     models = make_models(seed_models)
     loss = ArcFaceLoss(NUM_CLASSES, DIM, margin=20, scale=16)
@@ -263,9 +266,19 @@ def build_resumable(seed_models: int, seeded_sampler: bool = True, iterations_pe
             opts["embedder_optimizer"], step_size=2, gamma=0.9
         ),
     }
-    sampler = RandomSampler(ds, generator=torch.Generator().manual_seed(7))
-    if not seeded_sampler:
-        sampler = None  # shuffle=True: the order comes from the global RNG, which is saved too
+    sampler = {
+        "seeded": RandomSampler(ds, generator=torch.Generator().manual_seed(7)),
+        "global": None,  # shuffle=True: the order comes from the global RNG, which is saved too
+        # a new order per epoch through set_epoch (as under torch.distributed)
+        "set_epoch": DistributedMPerClassSampler(
+            ds.tensors[1],
+            m=4,
+            batch_size=16,
+            length_before_new_iter=len(ds),
+            num_replicas=1,
+            rank=0,
+        ),
+    }[sampler_kind]
     trainer = MetricLossOnly(
         models,
         opts,
@@ -281,16 +294,17 @@ def build_resumable(seed_models: int, seeded_sampler: bool = True, iterations_pe
 
 
 @pytest.mark.parametrize(
-    ("seeded_sampler", "iterations_per_epoch"),
-    [(True, None), (False, None), (True, 3)],  # 3 of 4 batches: resume in the middle of a pass
+    ("sampler_kind", "iterations_per_epoch"),
+    # 3 of 4 batches: resume in the middle of a pass (begun in an earlier epoch)
+    [("seeded", None), ("global", None), ("seeded", 3), ("set_epoch", None), ("set_epoch", 3)],
 )
-def test_resume_reproduces_uninterrupted_run(tmp_path, seeded_sampler, iterations_per_epoch):
+def test_resume_reproduces_uninterrupted_run(tmp_path, sampler_kind, iterations_per_epoch):
     torch.manual_seed(99)
-    full, full_models, full_loss = build_resumable(0, seeded_sampler, iterations_per_epoch)
+    full, full_models, full_loss = build_resumable(0, sampler_kind, iterations_per_epoch)
     full.train(num_epochs=3)
 
     torch.manual_seed(99)
-    first, _, _ = build_resumable(0, seeded_sampler, iterations_per_epoch)
+    first, _, _ = build_resumable(0, sampler_kind, iterations_per_epoch)
     first.train(num_epochs=2)
     ckpt = tmp_path / "ckpt" / "trainer.pt"
     first.save_checkpoint(ckpt)
@@ -298,7 +312,7 @@ def test_resume_reproduces_uninterrupted_run(tmp_path, seeded_sampler, iteration
     torch.manual_seed(123)  # disturb the global RNG: the checkpoint restores it
 
     # different initial weights
-    resumed, resumed_models, resumed_loss = build_resumable(5, seeded_sampler, iterations_per_epoch)
+    resumed, resumed_models, resumed_loss = build_resumable(5, sampler_kind, iterations_per_epoch)
     start = resumed.load_checkpoint(ckpt)
     assert (start, resumed.epoch, resumed.iteration) == (3, 2, iterations_per_epoch or 4)
     resumed.train(start_epoch=start, num_epochs=3)
@@ -624,3 +638,35 @@ def test_internal_state_missing_is_a_clear_runtime_error():
     err = not_set_up(object(), "dataloader")
     with pytest.raises(RuntimeError, match="`dataloader` is not set up"):
         raise err
+
+
+@pytest.mark.parametrize("kind", ["m_per_class_batches", "distributed_m_per_class"])
+def test_whole_batch_samplers_deliver_their_batches(kind):
+    """Samplers whose items are batches are used as ``batch_sampler``: every training batch is
+    one of theirs (4 classes x 4 samples), not one index per item."""
+    ds = make_dataset()
+    labels = ds.tensors[1]
+    sampler = (
+        MPerClassBatchSampler(labels, m=4, batch_size=16, length_before_new_iter=64, seed=0)
+        if kind == "m_per_class_batches"
+        else DistributedMPerClassSampler(
+            labels, m=4, batch_size=16, length_before_new_iter=64, num_replicas=1, rank=0
+        )
+    )
+    seen = []
+
+    class Recording(MetricLossOnly):
+        def calculate_loss(self, curr_batch):
+            seen.append(curr_batch[1].clone())
+            super().calculate_loss(curr_batch)
+
+    models = make_models()
+    trainer = Recording(models, sgd(models), 16, {"metric_loss": TripletMarginLoss()}, ds,
+                        sampler=sampler, **common())  # fmt: skip
+    trainer.train(num_epochs=2)
+    assert len(seen) == 2 * len(sampler)
+    for batch_labels in seen:
+        assert torch.bincount(batch_labels, minlength=NUM_CLASSES).tolist() == [4] * NUM_CLASSES
+    if kind == "distributed_m_per_class":
+        assert sampler.epoch == 2
+        assert not torch.equal(torch.cat(seen[:4]), torch.cat(seen[4:]))  # epoch 2: new order

@@ -16,18 +16,45 @@ import torch.distributed as dist
 from .. import _validation as V
 from .._types import IndicesTuple, Tensor
 from ..functional import tuples as T
+from .runtime import is_distributed, world_size
+
+__all__ = [
+    "all_gather",
+    "all_gather_embeddings_and_labels",
+    "gather",
+    "gather_emb_and_ref",
+    "gather_enqueue_mask",
+    "gather_rows_to_main",
+    "get_indices_tuple",
+    "is_distributed",
+    "select_ref_or_regular",
+    "world_size",
+]
 
 _OWNER = "deepmetric.distributed"
 
 
-def is_distributed() -> bool:
-    """True when ``torch.distributed`` is available and its default process group is set up."""
-    return bool(dist.is_available() and dist.is_initialized())
+def _padded(x: Tensor) -> tuple[Tensor, list[int]]:
+    """``x`` detached and zero-padded to the largest row count of any rank (bool sent as uint8,
+    which every backend supports), and every rank's true row count."""
+    local = x.detach().contiguous()
+    # Sizes first, so ranks with different batch sizes can still use one fixed-shape collective.
+    size = torch.tensor([local.shape[0]], dtype=torch.long, device=local.device)
+    sizes = [torch.zeros_like(size) for _ in range(dist.get_world_size())]
+    dist.all_gather(sizes, size)
+    counts = [int(s.item()) for s in sizes]  # one small sync per gather, not per sample
+    pad_to = max(counts)
+    if local.shape[0] < pad_to:
+        local = torch.cat([local, local.new_zeros((pad_to - local.shape[0], *local.shape[1:]))])
+    return (local.to(torch.uint8) if local.dtype == torch.bool else local), counts
 
 
-def world_size() -> int:
-    """Number of processes in the default group (1 when not distributed)."""
-    return dist.get_world_size() if is_distributed() else 1
+def _unpad(buffers: list[Tensor], counts: list[int], like: Tensor, skip: int = -1) -> Tensor:
+    """The true rows of each rank's buffer (except rank ``skip``), concatenated, in ``like``'s
+    dtype."""
+    rows = [buf[:n] for q, (buf, n) in enumerate(zip(buffers, counts, strict=True)) if q != skip]
+    out = torch.cat(rows)
+    return out.to(torch.bool) if like.dtype == torch.bool else out
 
 
 def _gather_others(x: Tensor) -> Tensor:
@@ -35,24 +62,10 @@ def _gather_others(x: Tensor) -> Tensor:
 
     ``x``: ``Tensor[n_r, ...]``; returns ``Tensor[sum_{q != r} n_q, ...]``.
     """
-    ws, rank = dist.get_world_size(), dist.get_rank()
-    local = x.detach().contiguous()
-    # Sizes first, so ranks with different batch sizes can still use one all_gather.
-    size = torch.tensor([local.shape[0]], dtype=torch.long, device=local.device)
-    sizes = [torch.zeros_like(size) for _ in range(ws)]
-    dist.all_gather(sizes, size)
-    counts = [int(s.item()) for s in sizes]  # one small sync per gather, not per sample
-    pad_to = max(counts)
-    if local.shape[0] < pad_to:
-        pad = local.new_zeros((pad_to - local.shape[0], *local.shape[1:]))
-        local = torch.cat([local, pad])
-    # Bool tensors are not supported by every backend: send them as uint8.
-    send = local.to(torch.uint8) if local.dtype == torch.bool else local
-    buffers = [torch.empty_like(send) for _ in range(ws)]
+    send, counts = _padded(x)
+    buffers = [torch.empty_like(send) for _ in counts]
     dist.all_gather(buffers, send)
-    others = [buf[:n] for q, (buf, n) in enumerate(zip(buffers, counts, strict=True)) if q != rank]
-    out = torch.cat(others)
-    return out.to(torch.bool) if x.dtype == torch.bool else out
+    return _unpad(buffers, counts, x, skip=dist.get_rank())
 
 
 def all_gather(x: Tensor) -> Tensor | None:
@@ -137,3 +150,19 @@ def get_indices_tuple(
         indices_tuple = T.get_all_pairs_indices(labels, ref_labels)
     curr_batch_idx = torch.arange(len(labels), device=labels.device)
     return T.remove_self_comparisons(indices_tuple, curr_batch_idx, len(ref_labels))
+
+
+def gather_rows_to_main(x: Tensor) -> Tensor | None:
+    """Every rank's rows of ``x``, concatenated in rank order, on rank 0; ``None`` elsewhere.
+
+    ``x``: ``Tensor[n_r, ...]`` (``n_r`` may differ between ranks, and may be 0); rank 0 gets
+    ``Tensor[sum_r n_r, ...]`` without gradient. Unlike :func:`all_gather`, only rank 0 holds the
+    result, so evaluating a large split costs the other ranks no extra memory. Without other
+    ranks, ``x`` comes back detached.
+    """
+    if world_size() <= 1:
+        return x.detach()
+    send, counts = _padded(x)
+    buffers = [torch.empty_like(send) for _ in counts] if dist.get_rank() == 0 else None
+    dist.gather(send, buffers, dst=0)
+    return None if buffers is None else _unpad(buffers, counts, x)

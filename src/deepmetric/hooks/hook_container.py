@@ -4,6 +4,10 @@ Models are saved as ``<model_folder>/<key>_<suffix>.pth`` for every entry of the
 ``models``, ``optimizers``, ``lr_schedulers``, ``loss_funcs`` and ``mining_funcs`` dicts, where the
 suffix is the epoch (only the latest kept) or ``best<epoch>`` (only the best kept). Every file is
 written to a temporary name and renamed, so an interrupted save never leaves a truncated file.
+
+Under ``torch.distributed`` only rank 0 records, saves models and picks the best epoch; every
+rank runs the tester (a tester with ``distributed=True`` shares the work) and receives rank 0's
+decision, so the plateau schedulers step alike and all ranks stop at the same epoch.
 """
 
 from __future__ import annotations
@@ -18,16 +22,12 @@ import torch
 
 from .._logging import get_logger
 from .._validation import fail
+from ..distributed.ddp import unwrap_model
+from ..distributed.runtime import broadcast_object, is_main_process
 from .record_keeper import RecordKeeper
 
 _OWNER = "HookContainer"
 SAVEABLE_TRAINER_OBJECTS = ["models", "optimizers", "lr_schedulers", "loss_funcs", "mining_funcs"]
-
-
-def _unwrap(obj: Any) -> Any:
-    if isinstance(obj, (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel)):
-        return obj.module
-    return obj
 
 
 def model_path(folder: str, key: str, suffix: Any) -> str:
@@ -90,7 +90,7 @@ class HookContainer:
     # ------------------------------------------------------------------ training
     def end_of_iteration_hook(self, trainer: Any) -> None:
         """Every ``log_freq`` iterations: losses, loss weights, loss/miner/model records, lr."""
-        if trainer.iteration % self.log_freq != 0:
+        if trainer.iteration % self.log_freq != 0 or not is_main_process():
             return
         step = self._global_iteration(trainer)
         keeper = self.record_keeper
@@ -149,7 +149,8 @@ class HookContainer:
             isinstance(patience, bool) or not isinstance(patience, int) or patience < 0
         ):
             fail(_OWNER, "`patience` to be None or an int >= 0", repr(patience))
-        os.makedirs(model_folder, exist_ok=True)
+        if is_main_process():
+            os.makedirs(model_folder, exist_ok=True)
 
         def actual_hook(trainer: Any) -> bool:
             if trainer.epoch % test_interval != 0:
@@ -169,6 +170,8 @@ class HookContainer:
 
     def end_of_testing_hook(self, tester: Any) -> None:
         """Record each split's accuracies, with ``best_epoch`` and ``best_accuracy``."""
+        if not is_main_process():
+            return
         for split_name, accuracies in tester.all_accuracies.items():
             epoch = accuracies["epoch"]
             group = self.record_group_name(tester, split_name)
@@ -200,17 +203,20 @@ class HookContainer:
             splits_to_eval,
             collate_fn,
         )
-        prev_best_epoch, _ = self.get_best_epoch_and_accuracy(
-            tester, self.validation_split_name, ignore_epoch=(-1, epoch)
-        )
-        is_new_best, curr_accuracy, best_epoch, _ = self.is_new_best_accuracy(
-            tester, self.validation_split_name, epoch
-        )
-        self.record_keeper.save_records()
+        # (is_new_best, current, best_epoch, best_accuracy): rank 0 decides, the others receive it
+        decision: tuple[bool, float, int | None, float] = (False, 0.0, None, 0.0)
+        prev_best_epoch = None
+        if is_main_process():
+            prev_best_epoch, _ = self.get_best_epoch_and_accuracy(
+                tester, self.validation_split_name, ignore_epoch=(-1, epoch)
+            )
+            decision = self.is_new_best_accuracy(tester, self.validation_split_name, epoch)
+            self.record_keeper.save_records()
+        is_new_best, curr_accuracy, best_epoch, _ = broadcast_object(decision)
         step_plateau = getattr(trainer, "step_lr_plateau_schedulers", None)
         if callable(step_plateau):
             step_plateau(curr_accuracy)
-        if self.do_save_models:
+        if self.do_save_models and is_main_process():
             self.save_models(trainer, model_folder, epoch, epoch - test_interval)
             if is_new_best:
                 prev = None if prev_best_epoch is None else f"best{prev_best_epoch}"
@@ -332,7 +338,7 @@ class HookContainer:
         os.makedirs(model_folder, exist_ok=True)
         for objects in self._saveable(trainer):
             for key, obj in objects.items():
-                obj = _unwrap(obj)
+                obj = unwrap_model(obj)
                 if not hasattr(obj, "state_dict"):
                     continue
                 atomic_torch_save(obj.state_dict(), model_path(model_folder, key, curr_suffix))
@@ -361,7 +367,7 @@ class HookContainer:
         for objects in self._saveable(trainer):
             for key, obj in objects.items():
                 path = model_path(model_folder, key, suffix)
-                obj = _unwrap(obj)
+                obj = unwrap_model(obj)
                 if not hasattr(obj, "load_state_dict") or not os.path.exists(path):
                     continue
                 obj.load_state_dict(torch.load(path, map_location=device, weights_only=False))

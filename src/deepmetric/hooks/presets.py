@@ -7,6 +7,7 @@ from typing import Any
 
 from .._logging import get_logger
 from .._optional import optional_import
+from ..distributed.runtime import is_main_process
 from .hook_container import EmptyContainer, HookContainer
 from .record_keeper import RecordKeeper
 from .record_writer import RecordWriter
@@ -20,14 +21,19 @@ def get_record_keeper(
     is_new_experiment: bool = True,
     save_figures: bool = False,
     save_lists: bool = False,
-) -> tuple[RecordKeeper, RecordWriter, Any]:
+) -> tuple[RecordKeeper, RecordWriter | None, Any]:
     """``(record_keeper, record_writer, tensorboard_writer_or_None)``.
 
     Records go to ``<csv_folder>/<group>.csv``, ``<csv_folder>/logs.db`` (and ``global_db_path``),
     and to TensorBoard event files in ``tensorboard_folder`` (needs ``deepmetric[tensorboard]``).
     ``save_figures`` and ``save_lists`` are accepted for PML compatibility; figures are not drawn
     and only scalars are recorded (a warning says so when either is True).
+
+    Under ``torch.distributed`` only rank 0 writes: the other ranks get a record keeper without
+    writers, ``(RecordKeeper(), None, None)``, and no file or folder is created there.
     """
+    if not is_main_process():
+        return RecordKeeper(), None, None
     if save_figures or save_lists:
         get_logger().warning(
             "get_record_keeper: save_figures/save_lists are not supported; "

@@ -6,12 +6,18 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
-from torch.utils.data import Sampler
 
 from .. import _validation as V
 from .._registry import SAMPLERS
 from ..functional import sampling as F
-from ._common import as_labels, check_batch, check_class_sizes, check_int, labels_to_indices
+from ._common import (
+    WholeBatchSampler,
+    as_labels,
+    check_batch,
+    check_class_sizes,
+    check_int,
+    labels_to_indices,
+)
 
 
 def _world(owner: str, num_replicas: Any, rank: Any) -> tuple[int, int]:
@@ -40,7 +46,7 @@ def _world(owner: str, num_replicas: Any, rank: Any) -> tuple[int, int]:
 
 
 @SAMPLERS.register
-class DistributedMPerClassSampler(Sampler[list[int]]):
+class DistributedMPerClassSampler(WholeBatchSampler):
     """m-per-class batches for distributed training (PML issue #546): each rank gets its own.
 
     Every step draws one *global* m-per-class batch of ``num_replicas * batch_size // m``

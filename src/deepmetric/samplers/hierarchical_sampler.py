@@ -7,16 +7,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
-from torch.utils.data import Sampler
 
 from .. import _validation as V
 from .._registry import SAMPLERS
 from ..functional import sampling as F
-from ._common import as_labels, check_int, make_generator
+from ._common import WholeBatchSampler, as_labels, check_int, make_generator
 
 
 @SAMPLERS.register
-class HierarchicalSampler(Sampler[list[int]]):
+class HierarchicalSampler(WholeBatchSampler):
     """Batch sampler over a class / super-class hierarchy (PML's ``HierarchicalSampler``).
 
     From Cakir et al., "Deep Metric Learning to Rank" (FastAP), CVPR 2019,

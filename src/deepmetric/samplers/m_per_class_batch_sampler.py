@@ -6,11 +6,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
-from torch.utils.data import Sampler
 
 from .._registry import SAMPLERS
 from ..functional import sampling as F
 from ._common import (
+    WholeBatchSampler,
     as_labels,
     check_batch,
     check_class_sizes,
@@ -21,7 +21,7 @@ from ._common import (
 
 
 @SAMPLERS.register
-class MPerClassBatchSampler(Sampler[list[int]]):
+class MPerClassBatchSampler(WholeBatchSampler):
     """Yields batches (lists of indices) of ``batch_size // m`` distinct classes, ``m`` each.
 
     The batch-sampler form of :class:`MPerClassSampler` asked for in PML issue #612: the same

@@ -22,9 +22,12 @@ from torch.utils.data import DataLoader
 from .._logging import get_logger
 from .._types import Tensor
 from .._validation import fail
+from ..distributed.ddp import unwrap_model
+from ..distributed.runtime import broadcast_object, is_main_process, rank, world_size
 from ..functional.labels import LabelMapper, process_label
 from ..functional.tensors import to_device, to_numpy, torch_standard_scaler, use_cuda_if_available
 from ..metrics.accuracy_calculator import AccuracyCalculator
+from .sharding import gather_to_main, shard_dataset
 
 #: ``(query_split, [reference_splits])``
 SplitSpec = tuple[str, list[str]]
@@ -73,6 +76,10 @@ class BaseTester:
         visualizer: any object with ``fit_transform(embeddings)`` (e.g. ``umap.UMAP()``).
         visualizer_hook: called as ``hook(visualizer, reduced, labels, split_name, keyname, epoch)``
             once per split and evaluated label level.
+        distributed: under ``torch.distributed`` (world size > 1), every rank embeds its own
+            block of each split, rank 0 gathers the embeddings and computes the metrics (and
+            runs the visualizer), and every rank receives the same ``all_accuracies``. Every
+            rank must then call :meth:`test`. Without a process group it changes nothing.
     """
 
     def __init__(
@@ -92,6 +99,7 @@ class BaseTester:
         accuracy_calculator: Any = None,
         visualizer: Any = None,
         visualizer_hook: Callable[..., Any] | None = None,
+        distributed: bool = False,
     ) -> None:
         owner = type(self).__name__
         self.normalize_embeddings = normalize_embeddings
@@ -141,6 +149,9 @@ class BaseTester:
             )
         self.visualizer = visualizer
         self.original_visualizer_hook = visualizer_hook
+        if not isinstance(distributed, bool):
+            fail(owner, "`distributed` to be a bool", repr(distributed), exc=TypeError)
+        self.distributed = distributed
         self.reference_split_names: dict[str, list[str]] = {}
         self.label_levels: Sequence[int] = []
         self.initialize_label_mapper()
@@ -206,6 +217,28 @@ class BaseTester:
         if desc:
             name += f"_{desc}"
         return name
+
+    # ------------------------------------------------------------------ distributed
+    def is_sharded(self) -> bool:
+        """True when this tester splits the work between ``torch.distributed`` ranks."""
+        return self.distributed and world_size() > 1
+
+    def local_part(
+        self, dataset: Any, trunk_model: Callable[..., Any], embedder_model: Callable[..., Any]
+    ) -> tuple[Any, Callable[..., Any], Callable[..., Any]]:
+        """This rank's block of ``dataset`` and the models to embed it with.
+
+        Sharded, the models are taken out of their DDP wrappers: a DDP forward may broadcast
+        buffers, a collective that ranks with one batch fewer would never join.
+        """
+        if not self.is_sharded():
+            return dataset, trunk_model, embedder_model
+        block = shard_dataset(dataset, rank(), world_size(), type(self).__name__)
+        return block, unwrap_model(trunk_model), unwrap_model(embedder_model)
+
+    def gather_embeddings(self, *tensors: Tensor) -> tuple[Tensor, ...] | None:
+        """Sharded: every rank's rows on rank 0 (None on the others); else ``tensors``."""
+        return gather_to_main(*tensors) if self.is_sharded() else tensors
 
     # ------------------------------------------------------------------ embeddings
     def get_eval_dataloader(self, dataset: Any, collate_fn: Callable[..., Any] | None) -> Any:
@@ -286,15 +319,25 @@ class BaseTester:
         eval: bool = True,
         return_as_numpy: bool = False,
     ) -> tuple[Any, Any]:
-        """``(embeddings (N, D), labels (N, levels))``, tensors on ``data_device`` or numpy."""
+        """``(embeddings (N, D), labels (N, levels))``, tensors on ``data_device`` or numpy.
+
+        With ``distributed=True`` under ``torch.distributed``, rank 0 gets the whole split and
+        the other ranks ``(None, None)``.
+        """
         if embedder_model is None:
             embedder_model = torch.nn.Identity()
         if eval:
             for model in (trunk_model, embedder_model):
                 if isinstance(model, torch.nn.Module):
                     model.eval()
+        dataset, trunk_model, embedder_model = self.local_part(dataset, trunk_model, embedder_model)
         loader = self.get_eval_dataloader(dataset, collate_fn)
-        embeddings, labels = self.compute_all_embeddings(loader, trunk_model, embedder_model)
+        gathered = self.gather_embeddings(
+            *self.compute_all_embeddings(loader, trunk_model, embedder_model)
+        )
+        if gathered is None:
+            return None, None
+        embeddings, labels = gathered
         embeddings = self.maybe_normalize(embeddings)
         if return_as_numpy:
             return to_numpy(embeddings), to_numpy(labels)
@@ -464,17 +507,24 @@ class BaseTester:
         self.embeddings_and_labels = self.get_all_embeddings_for_all_splits(
             dataset_dict, trunk_model, embedder_model, needed, collate_fn
         )
-        self.maybe_visualize(self.embeddings_and_labels, epoch)
+        evaluates_here = not self.is_sharded() or is_main_process()
+        if evaluates_here:
+            self.maybe_visualize(self.embeddings_and_labels, epoch)
         self.all_accuracies: defaultdict[str, dict[str, Any]] = defaultdict(dict)
         for query, refs in splits:
             self.all_accuracies[query]["epoch"] = epoch
             self.reference_split_names[query] = refs
-            self.do_knn_and_accuracies(
-                self.all_accuracies[query], self.embeddings_and_labels, query, refs
+            if evaluates_here:
+                self.do_knn_and_accuracies(
+                    self.all_accuracies[query], self.embeddings_and_labels, query, refs
+                )
+        if self.is_sharded():
+            self.all_accuracies, self.label_levels = broadcast_object(
+                (self.all_accuracies, self.label_levels)
             )
         if self.end_of_testing_hook is not None:
             self.end_of_testing_hook(self)
-        else:
+        elif is_main_process():
             get_logger().info(dict(self.all_accuracies))
         del self.embeddings_and_labels
         return self.all_accuracies

@@ -42,7 +42,7 @@ class GlobalTwoStreamEmbeddingSpaceTester(GlobalEmbeddingSpaceTester):
                 anchor, posneg, label = self._split_triple(batch)
                 anchors.append(self.get_embeddings_for_eval(trunk_model, embedder_model, anchor))
                 posnegs.append(self.get_embeddings_for_eval(trunk_model, embedder_model, posneg))
-                labels.append(self._labels_2d(label))
+                labels.append(self._labels_2d(label).to(self.data_device))
         if not anchors:
             fail(type(self).__name__, "a non-empty dataset", "a dataset with 0 items")
         return torch.cat(anchors), torch.cat(posnegs), torch.cat(labels)
@@ -55,11 +55,18 @@ class GlobalTwoStreamEmbeddingSpaceTester(GlobalEmbeddingSpaceTester):
         collate_fn: Callable[..., Any] | None = None,
     ) -> tuple[Tensor, Tensor]:
         """``(cat([anchor_emb, posneg_emb]) (2N, D), cat([labels, labels]) (2N, levels))``, CPU
-        float32 tensors."""
+        float32 tensors (sharded under ``torch.distributed``: on rank 0; ``(None, None)`` on the
+        other ranks)."""
         if embedder_model is None:
             embedder_model = torch.nn.Identity()
+        dataset, trunk_model, embedder_model = self.local_part(dataset, trunk_model, embedder_model)
         loader = self.get_eval_dataloader(dataset, collate_fn)
-        anchors, posnegs, labels = self.compute_all_embeddings(loader, trunk_model, embedder_model)
+        gathered = self.gather_embeddings(
+            *self.compute_all_embeddings(loader, trunk_model, embedder_model)
+        )
+        if gathered is None:
+            return None, None  # type: ignore[return-value]  # not rank 0: nothing to evaluate
+        anchors, posnegs, labels = gathered
         anchors = self.maybe_normalize(anchors).float().cpu()
         posnegs = self.maybe_normalize(posnegs).float().cpu()
         labels = labels.cpu()

@@ -20,6 +20,9 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader
 
 from .._validation import fail
+from ..distributed.ddp import unwrap_model
+from ..distributed.runtime import barrier, is_main_process
+from ..samplers._common import WholeBatchSampler
 
 logger = logging.getLogger("deepmetric")
 
@@ -356,7 +359,8 @@ class BaseTrainer:
             "num_workers": self.dataloader_num_workers,
             "collate_fn": self.collate_fn,
         }
-        if isinstance(self.sampler, BatchSampler):
+        if isinstance(self.sampler, (BatchSampler, WholeBatchSampler)):
+            self._check_batch_sampler_size()
             self.dataloader = DataLoader(self.dataset, batch_sampler=self.sampler, **kwargs)
         else:
             self.dataloader = DataLoader(
@@ -376,6 +380,24 @@ class BaseTrainer:
         self.dataloader_iter = None
         self._batches_from_iter = 0
 
+    def _check_batch_sampler_size(self) -> None:
+        size = getattr(self.sampler, "batch_size", self.batch_size)
+        if size != self.batch_size:
+            fail(
+                self.owner,
+                f"the batch sampler's batch_size to equal the trainer's batch_size "
+                f"({self.batch_size}): the sampler's batches are used as they come",
+                f"{type(self.sampler).__name__} with batch_size={size}",
+                "Pass the same batch_size to both (per rank, under torch.distributed).",
+            )
+
+    def _set_sampler_epoch(self) -> None:
+        """Samplers with ``set_epoch`` (``DistributedSampler``, ``DistributedMPerClassSampler``)
+        get the epoch, so that every epoch has a new order that all ranks agree on."""
+        set_epoch = getattr(self.sampler, "set_epoch", None)
+        if callable(set_epoch):
+            set_epoch(self.epoch)
+
     def _sampler_generator(self) -> torch.Generator | None:
         gen = getattr(self.sampler, "generator", None)
         return gen if isinstance(gen, torch.Generator) else None
@@ -388,6 +410,7 @@ class BaseTrainer:
         self._iter_start_state = {
             "torch_rng_state": torch.get_rng_state(),
             "sampler_generator_state": None if gen is None else gen.get_state(),
+            "sampler_epoch": getattr(self.sampler, "epoch", None),
         }
         self._batches_from_iter = 0
         self.dataloader_iter = iter(self.dataloader)
@@ -418,12 +441,18 @@ class BaseTrainer:
             gen = self._sampler_generator()
             if gen is not None and pending["iter_start"]["sampler_generator_state"] is not None:
                 gen.set_state(pending["iter_start"]["sampler_generator_state"])
+            set_epoch = getattr(self.sampler, "set_epoch", None)
+            sampler_epoch = pending["iter_start"].get("sampler_epoch")
+            if sampler_epoch is not None and callable(set_epoch):
+                set_epoch(sampler_epoch)  # the pass may have begun in an earlier epoch
             self._new_iterator()
             self._iter_start_state = pending["iter_start"]
             if self.dataloader_iter is None:
                 raise not_set_up(self, "dataloader_iter")
             for _ in range(pending["batches_from_iter"]):
                 next(self.dataloader_iter)
+            if callable(set_epoch):
+                set_epoch(self.epoch)  # the next pass draws this epoch's order
             self._batches_from_iter = pending["batches_from_iter"]
             torch.set_rng_state(pending["torch_rng_state"])
             return
@@ -637,10 +666,11 @@ class BaseTrainer:
             raise not_set_up(self, "end_of_epoch_hook")
         for epoch in range(start_epoch, num_epochs + 1):
             self.epoch = epoch
+            self._set_sampler_epoch()
             self._start_epoch_data()
             self.set_to_train()
             bar = None
-            if self.show_progress:
+            if self.show_progress and is_main_process():
                 from tqdm.auto import tqdm
 
                 bar = tqdm(total=self.iterations_per_epoch, desc=f"epoch {self.epoch}")
@@ -677,7 +707,9 @@ class BaseTrainer:
         ``epoch`` (last epoch reached) and ``iteration``."""
         state: dict[str, Any] = {}
         for group, objs in self._stateful().items():
-            state[group] = {k: v.state_dict() for k, v in objs.items() if hasattr(v, "state_dict")}
+            state[group] = {
+                k: unwrap_model(v).state_dict() for k, v in objs.items() if hasattr(v, "state_dict")
+            }
         state["scaler"] = self.scaler.state_dict()
         state["epoch"] = self.epoch
         state["iteration"] = self.iteration
@@ -695,7 +727,7 @@ class BaseTrainer:
             for k, sd in saved.items():
                 if k not in objs:
                     fail(self.owner, f"a {group} entry {k!r} in this trainer", "none", exc=KeyError)
-                objs[k].load_state_dict(sd)
+                unwrap_model(objs[k]).load_state_dict(sd)
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.epoch = int(state.get("epoch", 0))
@@ -716,8 +748,14 @@ class BaseTrainer:
 
     def save_checkpoint(self, path: str | os.PathLike[str]) -> None:
         """Write ``state_dict()`` atomically: a temporary file in the same folder, then
-        ``os.replace``."""
-        path = os.fspath(path)
+        ``os.replace``. Under ``torch.distributed`` every rank calls it, rank 0 writes (the
+        ranks' models are equal; RNG states are rank 0's) and all ranks wait until the file
+        is complete."""
+        if is_main_process():
+            self._write_checkpoint(os.fspath(path))
+        barrier()
+
+    def _write_checkpoint(self, path: str) -> None:
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_ckpt_")
