@@ -403,6 +403,11 @@ def test_label_mapping_and_hierarchy():
     seen.clear()
     metric_trainer(loss=Spy(), dataset=ds2, label_hierarchy_level=1).train()
     assert int(torch.cat(seen).max()) == NUM_CLASSES - 1
+    # a label missing from dataset_labels is an error, not a silently wrong class id
+    partial = ds.tensors[1][ds.tensors[1] != 11]
+    trainer = metric_trainer(dataset=ds, set_min_label_to_zero=True, dataset_labels=partial)
+    with pytest.raises(ValueError, match=r"labels seen in `dataset_labels`.*unknown label 11"):
+        trainer.train()
 
 
 def test_subset_batch_miner_selects_rows():

@@ -116,6 +116,21 @@ def torch_standard_scaler(x: Tensor) -> Tensor:
     return (x - x.mean(dim=0)) / x.std(dim=0)
 
 
+def pca_project(x: Tensor, k: int) -> Tensor:
+    """Project the rows of ``x`` (N, D) on their top-``k`` principal directions: (N, k).
+
+    Principal directions are the right singular vectors of the column-centred ``x``; the sign of
+    each direction is fixed so that its largest-magnitude entry is positive.
+    """
+    centred = x - x.mean(dim=0, keepdim=True)
+    _, _, vh = torch.linalg.svd(centred, full_matrices=False)
+    top = vh[:k]
+    pivot = top.abs().argmax(dim=1)
+    signs = torch.sign(top.gather(1, pivot[:, None]))
+    signs[signs == 0] = 1
+    return centred @ (top * signs).T
+
+
 # ------------------------------------------------------------------ random
 def safe_random_choice(
     input_data: _T, size: int, *, generator: torch.Generator | None = None

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from .._io import atomic_torch_save
 from .._logging import get_logger
 from .._validation import fail
 from ..distributed.ddp import unwrap_model
@@ -32,13 +33,6 @@ SAVEABLE_TRAINER_OBJECTS = ["models", "optimizers", "lr_schedulers", "loss_funcs
 
 def model_path(folder: str, key: str, suffix: Any) -> str:
     return os.path.join(folder, f"{key}_{suffix}.pth")
-
-
-def atomic_torch_save(obj: Any, path: str) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename it over ``path``."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def latest_suffix(folder: str, key: str, best: bool) -> tuple[int, str | None]:

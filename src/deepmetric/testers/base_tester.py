@@ -25,35 +25,20 @@ from .._validation import fail
 from ..distributed.ddp import unwrap_model
 from ..distributed.runtime import broadcast_object, is_main_process, rank, world_size
 from ..functional.labels import LabelMapper, process_label
-from ..functional.tensors import to_device, to_numpy, torch_standard_scaler, use_cuda_if_available
+from ..functional.tensors import (
+    pca_project,
+    to_device,
+    to_numpy,
+    torch_standard_scaler,
+    use_cuda_if_available,
+)
 from ..metrics.accuracy_calculator import AccuracyCalculator
 from .sharding import gather_to_main, shard_dataset
-
-#: ``(query_split, [reference_splits])``
-SplitSpec = tuple[str, list[str]]
+from .splits import SplitSpec, check_label_level, check_splits, is_int
 
 
 def _identity(x: Any) -> Any:
     return x
-
-
-def _is_int(x: Any) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
-
-
-def pca_project(x: Tensor, k: int) -> Tensor:
-    """Project the rows of ``x`` (N, D) on their top-``k`` principal directions: (N, k).
-
-    Principal directions are the right singular vectors of the column-centred ``x``; the sign of
-    each direction is fixed so that its largest-magnitude entry is positive.
-    """
-    centred = x - x.mean(dim=0, keepdim=True)
-    _, _, vh = torch.linalg.svd(centred, full_matrices=False)
-    top = vh[:k]
-    pivot = top.abs().argmax(dim=1)
-    signs = torch.sign(top.gather(1, pivot[:, None]))
-    signs[signs == 0] = 1
-    return centred @ (top * signs).T
 
 
 class BaseTester:
@@ -104,13 +89,13 @@ class BaseTester:
         owner = type(self).__name__
         self.normalize_embeddings = normalize_embeddings
         self.use_trunk_output = use_trunk_output
-        if not _is_int(batch_size) or int(batch_size) < 1:
+        if not is_int(batch_size) or int(batch_size) < 1:
             fail(owner, "`batch_size` to be an int >= 1", repr(batch_size))
         self.batch_size = int(batch_size)
-        if not _is_int(dataloader_num_workers) or int(dataloader_num_workers) < 0:
+        if not is_int(dataloader_num_workers) or int(dataloader_num_workers) < 0:
             fail(owner, "`dataloader_num_workers` to be an int >= 0", repr(dataloader_num_workers))
         self.dataloader_num_workers = int(dataloader_num_workers)
-        if pca is not None and (not _is_int(pca) or int(pca) < 1):
+        if pca is not None and (not is_int(pca) or int(pca) < 1):
             fail(owner, "`pca` to be None or an int >= 1", repr(pca))
         self.pca = None if pca is None else int(pca)
         self.data_device = use_cuda_if_available() if data_device is None else data_device
@@ -127,7 +112,7 @@ class BaseTester:
         self.data_and_label_getter = (
             _identity if data_and_label_getter is None else data_and_label_getter
         )
-        self._check_level(label_hierarchy_level)
+        check_label_level(owner, label_hierarchy_level)
         self.label_hierarchy_level = label_hierarchy_level
         self.end_of_testing_hook = end_of_testing_hook
         self.dataset_labels = dataset_labels
@@ -158,21 +143,6 @@ class BaseTester:
         self.initialize_accuracy_calculator()
 
     # ------------------------------------------------------------------ setup
-    def _check_level(self, level: Any) -> None:
-        if level == "all" or (_is_int(level) and int(level) >= 0):
-            return
-        if (
-            isinstance(level, (list, tuple))
-            and level
-            and all(_is_int(x) and int(x) >= 0 for x in level)
-        ):
-            return
-        fail(
-            type(self).__name__,
-            "`label_hierarchy_level` to be an int >= 0, a non-empty list of them, or 'all'",
-            repr(level),
-        )
-
     def initialize_label_mapper(self) -> None:
         self.label_mapper = LabelMapper(self.set_min_label_to_zero, self.dataset_labels).map
 
@@ -433,50 +403,6 @@ class BaseTester:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ entry point
-    def _check_splits(
-        self, dataset_dict: Mapping[str, Any], splits_to_eval: Any
-    ) -> list[SplitSpec]:
-        owner = type(self).__name__
-        if splits_to_eval is None:
-            return [(k, [k]) for k in dataset_dict]
-        if not isinstance(splits_to_eval, (list, tuple)):
-            fail(
-                owner,
-                "`splits_to_eval` to be a list of (query_split, [reference_splits])",
-                type(splits_to_eval).__name__,
-                exc=TypeError,
-            )
-        out: list[SplitSpec] = []
-        for item in splits_to_eval:
-            if (
-                not isinstance(item, (list, tuple))
-                or len(item) != 2
-                or not isinstance(item[1], (list, tuple))
-            ):
-                fail(
-                    owner,
-                    "each `splits_to_eval` item to be (query_split, [reference_splits])",
-                    repr(item),
-                    exc=TypeError,
-                )
-            query, refs = item[0], list(item[1])
-            if not refs:
-                fail(owner, f"at least one reference split for query split {query!r}", "[]")
-            for name in [query, *refs]:
-                if name not in dataset_dict:
-                    fail(
-                        owner,
-                        f"split names from dataset_dict {list(dataset_dict)}",
-                        repr(name),
-                    )
-            if query in refs:  # the queries must be the first reference rows
-                refs = [query] + [r for r in refs if r != query]
-            out.append((query, refs))
-        queries = [q for q, _ in out]
-        if len(set(queries)) != len(queries):
-            fail(owner, "each query split at most once in `splits_to_eval`", repr(queries))
-        return out
-
     def test(
         self,
         dataset_dict: Mapping[str, Any],
@@ -502,7 +428,7 @@ class BaseTester:
         for model in (trunk_model, embedder_model):
             if isinstance(model, torch.nn.Module):
                 model.eval()
-        splits = self._check_splits(dataset_dict, splits_to_eval)
+        splits = check_splits(owner, dataset_dict, splits_to_eval)
         needed = self.get_splits_to_compute_embeddings(dataset_dict, splits)
         self.embeddings_and_labels = self.get_all_embeddings_for_all_splits(
             dataset_dict, trunk_model, embedder_model, needed, collate_fn

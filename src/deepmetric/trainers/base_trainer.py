@@ -9,28 +9,25 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import BatchSampler, DataLoader
+from torch.utils.data import DataLoader
 
+from .._io import atomic_torch_save
 from .._validation import fail
-from ..distributed.ddp import unwrap_model
 from ..distributed.runtime import barrier, is_main_process
-from ..samplers._common import WholeBatchSampler
+from ..functional.labels import LabelMapper
+from . import arguments, checkpointing
+from .arguments import SCHEDULER_SUFFIXES, KeySchema
+from .data_stream import DataStream, make_train_loader
+from .loss_tracker import LossTracker
+from .parameter_check import unoptimized_loss_parameters
 
 logger = logging.getLogger("deepmetric")
-
-SCHEDULER_SUFFIXES = {
-    "iteration": "_scheduler_by_iteration",
-    "epoch": "_scheduler_by_epoch",
-    "plateau": "_scheduler_by_plateau",
-}
 
 
 def _identity_hook(*args: Any, **kwargs: Any) -> None:
@@ -46,29 +43,6 @@ def not_set_up(trainer: object, name: str) -> RuntimeError:
     return RuntimeError(f"{type(trainer).__name__}: `{name}` is not set up (set-up has not run).")
 
 
-class _LossTracker:
-    """Holds the current value of each named loss and their weighted sum ``total_loss``."""
-
-    def __init__(self, loss_names: list[str]) -> None:
-        self.loss_names = list(loss_names)
-        if "total_loss" not in self.loss_names:
-            self.loss_names.append("total_loss")
-        self.losses: dict[str, Any] = {name: 0 for name in self.loss_names}
-
-    def update(self, loss_weights: Mapping[str, float]) -> None:
-        total: Any = 0
-        for name in self.losses:
-            if name == "total_loss":
-                continue
-            self.losses[name] = self.losses[name] * loss_weights.get(name, 1)
-            total = total + self.losses[name]
-        self.losses["total_loss"] = total
-
-    def zero_losses(self) -> None:
-        for name in self.losses:
-            self.losses[name] = 0
-
-
 class BaseTrainer:
     """Trains ``models`` with ``loss_funcs`` (and optional ``mining_funcs``) on ``dataset``.
 
@@ -80,7 +54,6 @@ class BaseTrainer:
     autocast on CPU); ``show_progress`` — tqdm bar per epoch.
     """
 
-    # regex patterns per dict: (allowed, essential, important -> warn if missing)
     owner = "BaseTrainer"
 
     def __init__(
@@ -112,14 +85,10 @@ class BaseTrainer:
         show_progress: bool = True,
     ) -> None:
         self.owner = type(self).__name__
-        dataset, mining_funcs = self._resolve_dataset_and_miners(dataset, mining_funcs)
-        for name, value in (("models", models), ("optimizers", optimizers)):
-            if not isinstance(value, Mapping):
-                fail(self.owner, f"`{name}` to be a dict", type(value).__name__, exc=TypeError)
-        if not isinstance(loss_funcs, Mapping):
-            fail(self.owner, "`loss_funcs` to be a dict", type(loss_funcs).__name__, exc=TypeError)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            fail(self.owner, "`batch_size` to be a positive int", repr(batch_size))
+        dataset, mining_funcs = arguments.resolve_dataset_and_miners(
+            self.owner, dataset, mining_funcs
+        )
+        arguments.check_types(self.owner, models, optimizers, loss_funcs, batch_size)
         self.models: dict[str, torch.nn.Module] = dict(models)
         self.optimizers: dict[str, Any] = dict(optimizers)
         self.batch_size = batch_size
@@ -148,7 +117,7 @@ class BaseTrainer:
         self.epoch = 0
         self.iteration = 0
         self.dataloader: DataLoader[Any] | None = None
-        self.dataloader_iter: Iterator[Any] | None = None
+        self.data_stream: DataStream | None = None
         self.loss_names = list(self.loss_funcs.keys())
         self.allowed_lr_scheduler_key_suffixes = dict(SCHEDULER_SUFFIXES)
         self.custom_setup()
@@ -164,48 +133,16 @@ class BaseTrainer:
         self.initialize_amp()
         self._unoptimized_warned = False
         self._pending_resume: dict[str, Any] | None = None
-        self._batches_from_iter = 0
-        self._iter_start_state: dict[str, Any] | None = None
 
-    # ------------------------------------------------------------------ argument handling
-    def _resolve_dataset_and_miners(self, dataset: Any, mining_funcs: Any) -> tuple[Any, Any]:
-        if isinstance(dataset, Mapping):
-            if mining_funcs is None or isinstance(mining_funcs, Mapping):
-                fail(
-                    self.owner,
-                    "a dataset (PML 2.x order: loss_funcs, dataset, mining_funcs; or PML 1.x "
-                    "order: loss_funcs, mining_funcs, dataset)",
-                    "a dict where the dataset should be and no dataset",
-                    "Pass the dataset as the 5th or 6th positional argument or as `dataset=`.",
-                    TypeError,
-                )
-            dataset, mining_funcs = mining_funcs, dataset  # PML 1.x order
-        if dataset is None:
-            fail(self.owner, "a `dataset`", "None", exc=TypeError)
-        if not (hasattr(dataset, "__getitem__") or hasattr(dataset, "__iter__")):
-            fail(
-                self.owner,
-                "`dataset` to be a torch Dataset (with __getitem__ and __len__)",
-                type(dataset).__name__,
-                exc=TypeError,
-            )
-        if mining_funcs is None:
-            mining_funcs = {}
-        if not isinstance(mining_funcs, Mapping):
-            fail(
-                self.owner,
-                "`mining_funcs` to be a dict such as {'tuple_miner': miner}",
-                type(mining_funcs).__name__,
-                exc=TypeError,
-            )
-        return dataset, mining_funcs
-
-    # ------------------------------------------------------------------ schema
-    def schema(self) -> dict[str, dict[str, list[str]]]:
-        """Regex key schema per dict: ``allowed``, ``essential`` and ``important`` patterns."""
-        model_keys = ["trunk", "embedder"]
+    # ------------------------------------------------------------------ key checks
+    def schema(self) -> KeySchema:
+        """Regex key patterns per dict: ``allowed``, ``essential`` and ``important``."""
         return {
-            "models": {"allowed": model_keys, "essential": ["trunk"], "important": ["embedder"]},
+            "models": {
+                "allowed": ["trunk", "embedder"],
+                "essential": ["trunk"],
+                "important": ["embedder"],
+            },
             "loss_funcs": {
                 "allowed": ["metric_loss"],
                 "essential": [],
@@ -218,61 +155,13 @@ class BaseTrainer:
             },
         }
 
-    def _check_keys(self, name: str, keys: list[str], spec: Mapping[str, list[str]]) -> None:
-        def match(key: str, patterns: list[str]) -> bool:
-            return any(re.fullmatch(p, key) for p in patterns)
-
-        for key in keys:
-            if not match(key, spec["allowed"]):
-                fail(
-                    self.owner,
-                    f"`{name}` keys among {spec['allowed']}",
-                    repr(key),
-                    exc=ValueError,
-                )
-        for pattern in spec["essential"]:
-            if not any(re.fullmatch(pattern, k) for k in keys):
-                fail(
-                    self.owner, f"`{name}` to contain the key {pattern!r}", sorted(keys).__repr__()
-                )
-        for pattern in spec.get("important", []):
-            if not any(re.fullmatch(pattern, k) for k in keys):
-                logger.warning("%s: %s has no key %r", self.owner, name, pattern)
-
     def verify_dict_keys(self) -> None:
         schema = self.schema()
-        self._check_keys("models", list(self.models), schema["models"])
-        self._check_keys("loss_funcs", list(self.loss_funcs), schema["loss_funcs"])
+        arguments.check_keys(self.owner, "models", list(self.models), schema["models"])
+        arguments.check_keys(self.owner, "loss_funcs", list(self.loss_funcs), schema["loss_funcs"])
         miner_keys = [k for k in self.mining_funcs if k not in self._internal_mining_keys()]
-        self._check_keys("mining_funcs", miner_keys, schema["mining_funcs"])
-        owners = list(self.models) + list(self.loss_funcs)
-        for key in self.optimizers:
-            if not any(key == f"{o}_optimizer" for o in owners):
-                fail(self.owner, "`optimizers` keys '<model or loss key>_optimizer'", repr(key))
-        for model in self.models:
-            if f"{model}_optimizer" not in self.optimizers and model not in self.freeze_these:
-                logger.warning("%s: optimizers has no key %r", self.owner, f"{model}_optimizer")
-        if self.loss_weights is not None and set(self.loss_weights) != set(self.loss_names):
-            fail(
-                self.owner,
-                f"`loss_weights` keys to be exactly {sorted(self.loss_names)}",
-                repr(sorted(self.loss_weights)),
-            )
-        suffixes = tuple(SCHEDULER_SUFFIXES.values())
-        for key in self.lr_schedulers or {}:
-            if not any(key == f"{o}{s}" for o in owners for s in suffixes):
-                fail(
-                    self.owner,
-                    "`lr_schedulers` keys '<model or loss key>' + one of " + ", ".join(suffixes),
-                    repr(key),
-                )
-        for key in self.gradient_clippers:
-            if not any(key == f"{o}_grad_clipper" for o in owners):
-                fail(
-                    self.owner,
-                    "`gradient_clippers` keys '<model or loss key>_grad_clipper'",
-                    repr(key),
-                )
+        arguments.check_keys(self.owner, "mining_funcs", miner_keys, schema["mining_funcs"])
+        arguments.check_owned_keys(self)
         self.verify_freeze_these_keys()
 
     def _internal_mining_keys(self) -> tuple[str, ...]:
@@ -300,11 +189,9 @@ class BaseTrainer:
         self.data_device = torch.device(self.data_device)
 
     def initialize_label_mapper(self) -> None:
-        self._label_values: torch.Tensor | None = None
-        if self.set_min_label_to_zero:
-            labels = self.dataset_labels
-            if labels is None:
-                labels = getattr(self.dataset, "targets", None)
+        labels = self.dataset_labels
+        if self.set_min_label_to_zero and labels is None:
+            labels = getattr(self.dataset, "targets", None)
             if labels is None:
                 fail(
                     self.owner,
@@ -312,19 +199,16 @@ class BaseTrainer:
                     "None",
                     "Pass dataset_labels=<all labels of the dataset>.",
                 )
-            arr = torch.as_tensor(np.asarray(labels))
-            if arr.ndim == 1:
-                arr = arr[:, None]
-            self._label_values = [torch.unique(arr[:, i]) for i in range(arr.shape[1])]  # type: ignore[assignment]
+        self._label_mapper = LabelMapper(self.set_min_label_to_zero, labels)
 
     def label_mapper(self, labels: torch.Tensor, level: int) -> torch.Tensor:
-        if self._label_values is None:
+        """``labels`` of ``level`` as ``0 .. C-1`` with ``set_min_label_to_zero``, else as is."""
+        if not self.set_min_label_to_zero:
             return labels
-        values = self._label_values[level]  # type: ignore[index]
-        return torch.searchsorted(values.to(labels.device), labels)
+        return torch.as_tensor(self._label_mapper.map(labels, level), device=labels.device)
 
     def initialize_loss_tracker(self) -> None:
-        self.loss_tracker = _LossTracker(self.loss_names)
+        self.loss_tracker = LossTracker(self.loss_names)
         self.losses = self.loss_tracker.losses
 
     def initialize_loss_weights(self) -> None:
@@ -355,109 +239,22 @@ class BaseTrainer:
 
     # ------------------------------------------------------------------ data
     def initialize_dataloader(self) -> None:
-        kwargs: dict[str, Any] = {
-            "num_workers": self.dataloader_num_workers,
-            "collate_fn": self.collate_fn,
-        }
-        if isinstance(self.sampler, (BatchSampler, WholeBatchSampler)):
-            self._check_batch_sampler_size()
-            self.dataloader = DataLoader(self.dataset, batch_sampler=self.sampler, **kwargs)
-        else:
-            self.dataloader = DataLoader(
-                self.dataset,
-                batch_size=self.batch_size,
-                sampler=self.sampler,
-                drop_last=True,
-                shuffle=self.sampler is None,
-                **kwargs,
-            )
-        if len(self.dataloader) == 0 and self.iterations_per_epoch is None:
-            fail(
-                self.owner,
-                "a dataset with at least `batch_size` items",
-                f"{len(self.dataset)} items for batch_size={self.batch_size}",
-            )
-        self.dataloader_iter = None
-        self._batches_from_iter = 0
-
-    def _check_batch_sampler_size(self) -> None:
-        size = getattr(self.sampler, "batch_size", self.batch_size)
-        if size != self.batch_size:
-            fail(
-                self.owner,
-                f"the batch sampler's batch_size to equal the trainer's batch_size "
-                f"({self.batch_size}): the sampler's batches are used as they come",
-                f"{type(self.sampler).__name__} with batch_size={size}",
-                "Pass the same batch_size to both (per rank, under torch.distributed).",
-            )
-
-    def _set_sampler_epoch(self) -> None:
-        """Samplers with ``set_epoch`` (``DistributedSampler``, ``DistributedMPerClassSampler``)
-        get the epoch, so that every epoch has a new order that all ranks agree on."""
-        set_epoch = getattr(self.sampler, "set_epoch", None)
-        if callable(set_epoch):
-            set_epoch(self.epoch)
-
-    def _sampler_generator(self) -> torch.Generator | None:
-        gen = getattr(self.sampler, "generator", None)
-        return gen if isinstance(gen, torch.Generator) else None
-
-    def _new_iterator(self) -> None:
-        """Start a pass over the data, remembering the RNG states it starts from (for resume)."""
-        if self.dataloader is None:
-            raise not_set_up(self, "dataloader")
-        gen = self._sampler_generator()
-        self._iter_start_state = {
-            "torch_rng_state": torch.get_rng_state(),
-            "sampler_generator_state": None if gen is None else gen.get_state(),
-            "sampler_epoch": getattr(self.sampler, "epoch", None),
-        }
-        self._batches_from_iter = 0
-        self.dataloader_iter = iter(self.dataloader)
-
-    def _next_batch(self) -> Any:
-        if self.dataloader_iter is None:
-            self._new_iterator()
-        if self.dataloader_iter is None:
-            raise not_set_up(self, "dataloader_iter")
-        try:
-            batch = next(self.dataloader_iter)
-        except StopIteration:
-            self._new_iterator()
-            batch = next(self.dataloader_iter)
-        self._batches_from_iter += 1
-        return batch
-
-    def _start_epoch_data(self) -> None:
-        """A pass that has delivered every batch is replaced by a fresh one at an epoch start, so a
-        run resumed from a checkpoint draws the same data as an uninterrupted run."""
-        if self.dataloader is None:
-            raise not_set_up(self, "dataloader")
-        pending = self._pending_resume
+        self.dataloader = make_train_loader(
+            self.owner,
+            self.dataset,
+            self.batch_size,
+            self.sampler,
+            self.dataloader_num_workers,
+            self.collate_fn,
+            allow_empty=self.iterations_per_epoch is not None,
+        )
+        self.data_stream = DataStream(self.dataloader, self.sampler, self._pending_resume)
         self._pending_resume = None
-        if pending is not None and 0 < pending["batches_from_iter"] < len(self.dataloader):
-            # resume in the middle of a pass: replay its start, skip what was already used
-            torch.set_rng_state(pending["iter_start"]["torch_rng_state"])
-            gen = self._sampler_generator()
-            if gen is not None and pending["iter_start"]["sampler_generator_state"] is not None:
-                gen.set_state(pending["iter_start"]["sampler_generator_state"])
-            set_epoch = getattr(self.sampler, "set_epoch", None)
-            sampler_epoch = pending["iter_start"].get("sampler_epoch")
-            if sampler_epoch is not None and callable(set_epoch):
-                set_epoch(sampler_epoch)  # the pass may have begun in an earlier epoch
-            self._new_iterator()
-            self._iter_start_state = pending["iter_start"]
-            if self.dataloader_iter is None:
-                raise not_set_up(self, "dataloader_iter")
-            for _ in range(pending["batches_from_iter"]):
-                next(self.dataloader_iter)
-            if callable(set_epoch):
-                set_epoch(self.epoch)  # the next pass draws this epoch's order
-            self._batches_from_iter = pending["batches_from_iter"]
-            torch.set_rng_state(pending["torch_rng_state"])
-            return
-        if self.dataloader_iter is None or self._batches_from_iter >= len(self.dataloader):
-            self._new_iterator()
+
+    @property
+    def dataloader_iter(self) -> Iterator[Any] | None:
+        """The iterator of the current pass over ``dataloader`` (None before the first)."""
+        return None if self.data_stream is None else self.data_stream.iterator
 
     def process_labels(self, labels: Any) -> torch.Tensor:
         labels = torch.as_tensor(np.asarray(labels) if not torch.is_tensor(labels) else labels)
@@ -469,7 +266,9 @@ class BaseTrainer:
         return labels
 
     def get_batch(self) -> tuple[Any, torch.Tensor]:
-        batch = self._next_batch()
+        if self.data_stream is None:
+            raise not_set_up(self, "data_stream")
+        batch = self.data_stream.next_batch()
         if self.data_and_label_getter is None:
             raise not_set_up(self, "data_and_label_getter")
         data, labels = self.data_and_label_getter(batch)
@@ -622,25 +421,9 @@ class BaseTrainer:
         """Warn (once) about loss parameters that need training but that no optimizer holds."""
         if self._unoptimized_warned:
             return
-        held = {
-            id(p)
-            for opt in self.optimizers.values()
-            if opt is not None
-            for group in opt.param_groups
-            for p in group["params"]
-        }
-        missing = []
-        for key, loss in self.loss_funcs.items():
-            if key in self.freeze_these:
-                continue
-            get = getattr(loss, "trainable_parameters", None)
-            if get is None:
-                if not isinstance(loss, torch.nn.Module):
-                    continue
-                params = [(n, p) for n, p in loss.named_parameters() if p.requires_grad]
-            else:
-                params = list(get())
-            missing += [f"{key}.{name}" for name, p in params if id(p) not in held]
+        missing = unoptimized_loss_parameters(
+            self.loss_funcs, self.optimizers.values(), self.freeze_these
+        )
         if missing:
             self._unoptimized_warned = True
             warnings.warn(
@@ -656,18 +439,17 @@ class BaseTrainer:
         """Train for epochs ``start_epoch .. num_epochs`` (inclusive)."""
         self.warn_unoptimized_loss_parameters()
         self.initialize_dataloader()
-        if self.dataloader is None:
-            raise not_set_up(self, "dataloader")
+        if self.data_stream is None:
+            raise not_set_up(self, "data_stream")
         if self.iterations_per_epoch is None:
-            self.iterations_per_epoch = len(self.dataloader)
+            self.iterations_per_epoch = len(self.data_stream)
         if self.end_of_iteration_hook is None:
             raise not_set_up(self, "end_of_iteration_hook")
         if self.end_of_epoch_hook is None:
             raise not_set_up(self, "end_of_epoch_hook")
         for epoch in range(start_epoch, num_epochs + 1):
             self.epoch = epoch
-            self._set_sampler_epoch()
-            self._start_epoch_data()
+            self.data_stream.start_epoch(epoch)
             self.set_to_train()
             bar = None
             if self.show_progress and is_main_process():
@@ -694,57 +476,15 @@ class BaseTrainer:
                 break
 
     # ------------------------------------------------------------------ checkpointing
-    def _stateful(self) -> dict[str, dict[str, Any]]:
-        return {
-            "models": self.models,
-            "optimizers": self.optimizers,
-            "lr_schedulers": self.lr_schedulers or {},
-            "loss_funcs": self.loss_funcs,
-        }
-
     def state_dict(self) -> dict[str, Any]:
-        """Models, optimizers, schedulers, loss parameters, grad scaler, RNG and sampler state,
-        ``epoch`` (last epoch reached) and ``iteration``."""
-        state: dict[str, Any] = {}
-        for group, objs in self._stateful().items():
-            state[group] = {
-                k: unwrap_model(v).state_dict() for k, v in objs.items() if hasattr(v, "state_dict")
-            }
-        state["scaler"] = self.scaler.state_dict()
-        state["epoch"] = self.epoch
-        state["iteration"] = self.iteration
-        state["torch_rng_state"] = torch.get_rng_state()
-        gen = self._sampler_generator()
-        if gen is not None:
-            state["sampler_generator_state"] = gen.get_state()
-        state["batches_from_iter"] = self._batches_from_iter if self.dataloader_iter else 0
-        state["iter_start"] = self._iter_start_state
-        return state
+        """Models (without DDP wrappers), optimizers, schedulers, loss parameters, grad scaler,
+        RNG and sampler state, the position in the data, ``epoch`` (last epoch reached) and
+        ``iteration``."""
+        return checkpointing.trainer_state_dict(self)
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        for group, objs in self._stateful().items():
-            saved = state.get(group, {})
-            for k, sd in saved.items():
-                if k not in objs:
-                    fail(self.owner, f"a {group} entry {k!r} in this trainer", "none", exc=KeyError)
-                unwrap_model(objs[k]).load_state_dict(sd)
-        if state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        self.epoch = int(state.get("epoch", 0))
-        self.iteration = int(state.get("iteration", 0))
-        if "torch_rng_state" in state:
-            torch.set_rng_state(state["torch_rng_state"])
-        gen = self._sampler_generator()
-        if gen is not None and state.get("sampler_generator_state") is not None:
-            gen.set_state(state["sampler_generator_state"])
-        self.dataloader_iter = None
-        self._pending_resume = None
-        if state.get("iter_start") is not None and state.get("batches_from_iter", 0) > 0:
-            self._pending_resume = {
-                "iter_start": state["iter_start"],
-                "batches_from_iter": int(state["batches_from_iter"]),
-                "torch_rng_state": state.get("torch_rng_state", torch.get_rng_state()),
-            }
+        self._pending_resume = checkpointing.load_trainer_state_dict(self, state)
+        self.data_stream = None  # the next train() resumes from the loaded position
 
     def save_checkpoint(self, path: str | os.PathLike[str]) -> None:
         """Write ``state_dict()`` atomically: a temporary file in the same folder, then
@@ -752,21 +492,8 @@ class BaseTrainer:
         ranks' models are equal; RNG states are rank 0's) and all ranks wait until the file
         is complete."""
         if is_main_process():
-            self._write_checkpoint(os.fspath(path))
+            atomic_torch_save(self.state_dict(), path)
         barrier()
-
-    def _write_checkpoint(self, path: str) -> None:
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_ckpt_")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(self.state_dict(), f)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
 
     def load_checkpoint(self, path: str | os.PathLike[str]) -> int:
         """Load a checkpoint; returns the epoch to resume from (``epoch + 1``)."""
