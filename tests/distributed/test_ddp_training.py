@@ -139,6 +139,33 @@ def _case_training(rank: int, folder: Path) -> None:
     assert set(state["models"]["trunk"]) == {"weight", "bias"}  # no DDP "module." prefix
 
 
+def _dropout_run(rank: int, weights_seed: int) -> tuple[MetricLossOnly, torch.nn.Module]:
+    torch.manual_seed(weights_seed)
+    layers = [torch.nn.Linear(D_IN, 16), torch.nn.Dropout(0.3), torch.nn.Linear(16, D_OUT)]
+    models = wrap_models(
+        {"trunk": torch.nn.Sequential(*layers).double(), "embedder": torch.nn.Identity()}
+    )
+    loss = DistributedLossWrapper(TripletMarginLoss(margin=0.3))
+    miner = DistributedMinerWrapper(TripletMarginMiner(margin=0.3))
+    return _trainer(models, loss, miner, _sampler(rank), BATCH), models["trunk"]
+
+
+def _case_resume(rank: int, folder: Path) -> None:
+    """A DDP run resumed from its checkpoint continues exactly: each rank gets back its own random
+    stream (here: its dropout masks)."""
+    full, full_trunk = _dropout_run(rank, weights_seed=0)
+    torch.manual_seed(100 + rank)  # the ranks draw different dropout masks
+    full.train(num_epochs=1)
+    full.save_checkpoint(folder / "dropout.pt")
+    full.train(start_epoch=2, num_epochs=2)
+    torch.manual_seed(7)  # disturb the stream: the checkpoint restores it
+    resumed, resumed_trunk = _dropout_run(rank, weights_seed=5)
+    start = resumed.load_checkpoint(folder / "dropout.pt")
+    resumed.train(start_epoch=start, num_epochs=2)
+    for got, want in zip(resumed_trunk.parameters(), full_trunk.parameters(), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+
+
 def _case_evaluation(rank: int, folder: Path) -> None:
     """Distributed testing equals one process's testing; hooks write on rank 0 only and every
     rank takes the same early-stopping decision."""
@@ -189,13 +216,19 @@ def _assert_same_accuracies(got: dict[str, Any], expected: dict[str, Any]) -> No
         assert got[key] == pytest.approx(value, rel=1e-9), key
 
 
-CASES = {"training": _case_training, "evaluation": _case_evaluation}
+def _case_training_and_resume(rank: int, folder: Path) -> None:
+    _case_training(rank, folder)
+    _case_resume(rank, folder)
+
+
+CASES = {"training": _case_training_and_resume, "evaluation": _case_evaluation}
 
 
 # ------------------------------------------------------------------ tests
 def test_ddp_training_equals_single_process_training_on_the_global_batch(tmp_path) -> None:
     """Two epochs of DDP + distributed loss/miner + DistributedMPerClassSampler leave the model
-    where one process training on the concatenated batches leaves it (float64)."""
+    where one process training on the concatenated batches leaves it (float64); a DDP run with
+    dropout resumed from a checkpoint ends where the uninterrupted run ends."""
     _spawn("training", tmp_path)
     expected = _single_process_weights()
     for rank in range(WORLD):

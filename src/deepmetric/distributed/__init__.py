@@ -19,6 +19,7 @@ from .loss_wrapper import DistributedLossWrapper
 from .miner_wrapper import DistributedMinerWrapper
 from .runtime import (
     DistributedContext,
+    all_gather_object,
     barrier,
     broadcast_object,
     init_distributed,
@@ -34,6 +35,7 @@ __all__ = [
     "DistributedMinerWrapper",
     "all_gather",
     "all_gather_embeddings_and_labels",
+    "all_gather_object",
     "barrier",
     "broadcast_object",
     "gather_emb_and_ref",

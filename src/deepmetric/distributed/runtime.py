@@ -63,6 +63,15 @@ def broadcast_object(obj: T, src: int = 0) -> T:
     return box[0]
 
 
+def all_gather_object(obj: T) -> list[T]:
+    """Every rank's ``obj``, in rank order (``[obj]`` when alone)."""
+    if world_size() <= 1:
+        return [obj]
+    out: list[Any] = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
 @dataclass(frozen=True)
 class DistributedContext:
     """Who this process is: ``rank`` of ``world_size``, ``local_rank`` on its machine, the

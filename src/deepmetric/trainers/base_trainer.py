@@ -488,11 +488,12 @@ class BaseTrainer:
 
     def save_checkpoint(self, path: str | os.PathLike[str]) -> None:
         """Write ``state_dict()`` atomically: a temporary file in the same folder, then
-        ``os.replace``. Under ``torch.distributed`` every rank calls it, rank 0 writes (the
-        ranks' models are equal; RNG states are rank 0's) and all ranks wait until the file
-        is complete."""
+        ``os.replace``. Under ``torch.distributed`` every rank calls it: the file holds every
+        rank's random streams (restored per rank by a resume under as many ranks), rank 0
+        writes it (the ranks' models are equal) and all ranks wait until it is complete."""
+        state = checkpointing.with_every_ranks_rng(self.state_dict())
         if is_main_process():
-            atomic_torch_save(self.state_dict(), path)
+            atomic_torch_save(state, path)
         barrier()
 
     def load_checkpoint(self, path: str | os.PathLike[str]) -> int:

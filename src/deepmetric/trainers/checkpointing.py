@@ -15,7 +15,20 @@ import torch
 
 from .._validation import fail
 from ..distributed.ddp import unwrap_model
+from ..distributed.runtime import all_gather_object, rank, world_size
 from .data_stream import sampler_generator
+
+
+#: the entries that differ between ``torch.distributed`` ranks
+PER_RANK_KEYS = ("torch_rng_state", "sampler_generator_state", "iter_start")
+
+
+def with_every_ranks_rng(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` plus ``"per_rank"``: each rank's :data:`PER_RANK_KEYS` entries, in rank order,
+    so that a resume under the same number of ranks restores each rank's own random streams
+    (dropout masks, augmentations). Every rank must call it (it is a collective)."""
+    own = {key: state.get(key) for key in PER_RANK_KEYS}
+    return {**state, "per_rank": all_gather_object(own)}
 
 
 def stateful_groups(trainer: Any) -> dict[str, dict[str, Any]]:
@@ -49,7 +62,11 @@ def trainer_state_dict(trainer: Any) -> dict[str, Any]:
 
 def load_trainer_state_dict(trainer: Any, state: Mapping[str, Any]) -> dict[str, Any] | None:
     """Load ``state`` into ``trainer``; returns what the data stream needs to resume in the
-    middle of a pass (None at a pass boundary)."""
+    middle of a pass (None at a pass boundary). A state saved by ``W`` ranks gives each rank
+    its own random streams when loaded by ``W`` ranks; otherwise every rank gets rank 0's."""
+    per_rank = state.get("per_rank")
+    if per_rank is not None and len(per_rank) == world_size():
+        state = {**state, **per_rank[rank()]}
     for group, objs in stateful_groups(trainer).items():
         for key, saved in state.get(group, {}).items():
             if key not in objs:
