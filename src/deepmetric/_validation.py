@@ -160,3 +160,21 @@ def labels_not_supported(
 ) -> None:
     if labels is not None or ref_labels is not None:
         fail(owner, "no `labels`/`ref_labels` (not supported here)", "labels")
+
+
+def assert_distance_type(obj: Any, distance_type: Any = None, **attr_equalities: Any) -> None:
+    """Raise ``ValueError`` unless ``obj.distance`` is a ``distance_type`` (a class or a tuple
+    of classes) and has the attribute values ``attr_equalities`` (e.g. ``power=1``)."""
+    owner = type(obj).__name__
+    distance = getattr(obj, "distance", None)
+    if distance_type is not None:
+        types = (
+            tuple(distance_type) if isinstance(distance_type, (list, tuple)) else (distance_type,)
+        )
+        if not isinstance(distance, types):
+            names = " or ".join(t.__name__ for t in types)
+            fail(owner, f"a distance of type {names}", type(distance).__name__)
+    for attr, value in attr_equalities.items():
+        got = getattr(distance, attr, None)
+        if got != value:
+            fail(owner, f"distance.{attr} == {value!r}", repr(got))

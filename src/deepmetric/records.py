@@ -13,6 +13,38 @@ import torch
 
 from . import config
 
+#: the list attributes naming what to record on an object: hyperparameters, then stats
+RECORDABLE_LIST_NAMES = ("_record_these", "_record_these_stats")
+
+
+def list_of_recordable_attributes_list_names() -> list[str]:
+    return list(RECORDABLE_LIST_NAMES)
+
+
+def add_to_recordable_attributes(
+    input_obj: Any,
+    name: str | None = None,
+    list_of_names: list[str] | None = None,
+    is_stat: bool = False,
+) -> None:
+    """Append ``name`` / ``list_of_names`` to ``input_obj``'s ``_record_these`` (or, for stats,
+    ``_record_these_stats``) list, creating it if needed; a name not yet assigned reads 0."""
+    list_name = RECORDABLE_LIST_NAMES[1 if is_stat else 0]
+    if not isinstance(getattr(input_obj, list_name, None), list):
+        setattr(input_obj, list_name, [])
+    target = getattr(input_obj, list_name)
+    for n in ([name] if name is not None else []) + list(list_of_names or []):
+        if n not in target:
+            target.append(n)
+        if not hasattr(input_obj, n):
+            setattr(input_obj, n, 0)
+
+
+def reset_stats(input_obj: Any) -> None:
+    """Set every stat named in ``input_obj._record_these_stats`` back to 0."""
+    for name in getattr(input_obj, RECORDABLE_LIST_NAMES[1], None) or ():
+        setattr(input_obj, name, 0)
+
 
 class ModuleWithRecords(torch.nn.Module):
     """Base module with declared recordable attributes and stats.
@@ -46,16 +78,10 @@ class ModuleWithRecords(torch.nn.Module):
         """Register names to record; a name not yet assigned reads 0 (PML semantics)."""
         if is_stat and not self.collect_stats:
             return
-        target = self._record_these_stats if is_stat else self._record_these
-        for n in ([name] if name is not None else []) + list(list_of_names or []):
-            if n not in target:
-                target.append(n)
-            if not hasattr(self, n):
-                setattr(self, n, 0)
+        add_to_recordable_attributes(self, name, list_of_names, is_stat)
 
     def reset_stats(self) -> None:
-        for name in self._record_these_stats:
-            setattr(self, name, 0)
+        reset_stats(self)
 
     def record_stat(self, name: str, value: Any) -> None:
         """Store a stat (detached) when stats are on; an undeclared name is a bug and raises."""

@@ -70,16 +70,34 @@ C_F_NAMES = {
     "torch_standard_scaler",
     "unslice_by_n",
     "use_cuda_if_available",
-}
-# Deliberately absent (see the shim docstrings): the global numpy RNG, the N^3-free loop variant,
-# and the model-file / dataloader / record helpers that belong to trainers and records.
-OMITTED = {
-    "NUMPY_RANDOM",
-    "get_all_triplets_indices_loop_method",
-    "save_model",
-    "load_model",
+    # model files, data loading, records, keys
     "add_to_recordable_attributes",
+    "append_map",
+    "assert_distance_type",
+    "delete_dict_of_models",
+    "exclude",
+    "get_eval_dataloader",
+    "get_train_dataloader",
+    "latest_version",
+    "list_of_recordable_attributes_list_names",
+    "load_dict_of_models",
+    "load_model",
+    "modelpath_creator",
+    "operate_on_dict_of_models",
+    "regex_replace",
+    "regex_wrapper",
+    "reset_stats",
+    "return_input",
+    "save_dict_of_models",
+    "save_model",
+    "set_layers_to_eval",
+    "set_requires_grad",
+    "sqlite_obj_to_dict",
+    "try_next_on_generator",
 }
+# Deliberately absent (see the shim docstrings): the global numpy RNG (samplers and miners take a
+# torch.Generator) and the loop variant of all-triplets mining (the blockwise one replaces it).
+OMITTED = {"NUMPY_RANDOM", "get_all_triplets_indices_loop_method"}
 
 
 def test_utils_package_is_empty():

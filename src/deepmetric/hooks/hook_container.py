@@ -12,40 +12,25 @@ decision, so the plateau schedulers step alike and all ranks stop at the same ep
 
 from __future__ import annotations
 
-import glob
 import os
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 
-from .._io import atomic_torch_save
 from .._logging import get_logger
 from .._validation import fail
-from ..distributed.ddp import unwrap_model
 from ..distributed.runtime import broadcast_object, is_main_process
+from ..model_files import (
+    delete_dict_of_models,
+    latest_version,
+    load_dict_of_models,
+    save_dict_of_models,
+)
 from .record_keeper import RecordKeeper
 
 _OWNER = "HookContainer"
 SAVEABLE_TRAINER_OBJECTS = ["models", "optimizers", "lr_schedulers", "loss_funcs", "mining_funcs"]
-
-
-def model_path(folder: str, key: str, suffix: Any) -> str:
-    return os.path.join(folder, f"{key}_{suffix}.pth")
-
-
-def latest_suffix(folder: str, key: str, best: bool) -> tuple[int, str | None]:
-    """The highest saved epoch for ``key`` in ``folder`` and its suffix (``0, None`` when none)."""
-    pattern = re.compile(rf"^{re.escape(key)}_({'best' if best else ''}(\d+))\.pth$")
-    found = []
-    for path in glob.glob(os.path.join(glob.escape(folder), f"{glob.escape(key)}_*.pth")):
-        m = pattern.match(os.path.basename(path))
-        if m:
-            found.append((int(m.group(2)), m.group(1)))
-    if not found:
-        return 0, None
-    return max(found)
 
 
 class HookContainer:
@@ -329,17 +314,10 @@ class HookContainer:
         self, trainer: Any, model_folder: str, curr_suffix: Any, prev_suffix: Any = None
     ) -> None:
         """Save every saveable object as ``<key>_<curr_suffix>.pth``; delete ``prev_suffix``."""
-        os.makedirs(model_folder, exist_ok=True)
         for objects in self._saveable(trainer):
-            for key, obj in objects.items():
-                obj = unwrap_model(obj)
-                if not hasattr(obj, "state_dict"):
-                    continue
-                atomic_torch_save(obj.state_dict(), model_path(model_folder, key, curr_suffix))
-                if prev_suffix is not None and str(prev_suffix) != str(curr_suffix):
-                    old = model_path(model_folder, key, prev_suffix)
-                    if os.path.exists(old):
-                        os.remove(old)
+            save_dict_of_models(objects, curr_suffix, model_folder)
+            if prev_suffix is not None and str(prev_suffix) != str(curr_suffix):
+                delete_dict_of_models(objects, prev_suffix, model_folder)
 
     def load_latest_saved_models(
         self,
@@ -354,17 +332,12 @@ class HookContainer:
         """
         if device is None:
             device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        epoch, suffix = latest_suffix(model_folder, "trunk", best)
+        epoch, suffix = latest_version(model_folder, "trunk_*.pth", best)
         if suffix is None:
             get_logger().info("No saved models in %s: starting from scratch.", model_folder)
             return 1
         for objects in self._saveable(trainer):
-            for key, obj in objects.items():
-                path = model_path(model_folder, key, suffix)
-                obj = unwrap_model(obj)
-                if not hasattr(obj, "load_state_dict") or not os.path.exists(path):
-                    continue
-                obj.load_state_dict(torch.load(path, map_location=device, weights_only=False))
+            load_dict_of_models(objects, suffix, model_folder, device, log_if_successful=True)
         return epoch + 1
 
     # ------------------------------------------------------------------ naming

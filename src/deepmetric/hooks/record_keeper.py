@@ -16,9 +16,10 @@ from typing import Any
 import torch
 
 from .._validation import fail
+from ..records import RECORDABLE_LIST_NAMES
 from .record_writer import RecordWriter
 
-DEFAULT_ATTRIBUTES = ("_record_these", "_record_these_stats")
+DEFAULT_ATTRIBUTES = RECORDABLE_LIST_NAMES
 
 
 def to_scalar(value: Any) -> float | int | None:

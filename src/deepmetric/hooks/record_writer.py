@@ -177,3 +177,11 @@ class RecordWriter:
             return [dict(r) for r in con.execute(sql, values)]
         finally:
             con.close()
+
+
+def sqlite_obj_to_dict(sqlite_obj: list[Any]) -> dict[str, list[Any]]:
+    """Rows of a query (``sqlite3.Row`` objects or dicts) as ``{column: [values]}``."""
+    if not sqlite_obj:
+        return {}
+    columns = list(sqlite_obj[0].keys())
+    return {c: [row[c] for row in sqlite_obj] for c in columns}

@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
 from .._logging import get_logger
 from .._types import Tensor
 from .._validation import fail
+from ..data_utils import get_eval_dataloader, return_input
 from ..distributed.ddp import unwrap_model
 from ..distributed.runtime import broadcast_object, is_main_process, rank, world_size
 from ..functional.labels import LabelMapper, process_label
@@ -35,10 +35,6 @@ from ..functional.tensors import (
 from ..metrics.accuracy_calculator import AccuracyCalculator
 from .sharding import gather_to_main, shard_dataset
 from .splits import SplitSpec, check_label_level, check_splits, is_int
-
-
-def _identity(x: Any) -> Any:
-    return x
 
 
 class BaseTester:
@@ -110,7 +106,7 @@ class BaseTester:
             if fn is not None and not callable(fn):
                 fail(owner, f"`{name}` to be callable or None", type(fn).__name__, exc=TypeError)
         self.data_and_label_getter = (
-            _identity if data_and_label_getter is None else data_and_label_getter
+            return_input if data_and_label_getter is None else data_and_label_getter
         )
         check_label_level(owner, label_hierarchy_level)
         self.label_hierarchy_level = label_hierarchy_level
@@ -212,13 +208,8 @@ class BaseTester:
 
     # ------------------------------------------------------------------ embeddings
     def get_eval_dataloader(self, dataset: Any, collate_fn: Callable[..., Any] | None) -> Any:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=False,
-            drop_last=False,
-            num_workers=self.dataloader_num_workers,
-            collate_fn=collate_fn,
+        return get_eval_dataloader(
+            dataset, self.batch_size, self.dataloader_num_workers, collate_fn
         )
 
     def get_embeddings_for_eval(

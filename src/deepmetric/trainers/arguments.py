@@ -24,6 +24,27 @@ SCHEDULER_SUFFIXES = {
 KeySchema = dict[str, dict[str, list[str]]]
 
 
+def regex_wrapper(x: str | list[str]) -> re.Pattern[str] | list[re.Pattern[str]]:
+    """A compiled pattern, or a list of them for a list of patterns."""
+    if isinstance(x, list):
+        return [re.compile(z) for z in x]
+    return re.compile(x)
+
+
+def regex_replace(search: str, replace: str, contents: str) -> str:
+    return re.sub(search, replace, contents)
+
+
+def exclude(it: list[Any], targets: list[Any]) -> list[Any]:
+    """The items of ``it`` not in ``targets``."""
+    return [x for x in it if x not in targets]
+
+
+def append_map(it: list[str], suf: str) -> list[str]:
+    """Each string of ``it`` with ``suf`` appended."""
+    return [x + suf for x in it]
+
+
 def resolve_dataset_and_miners(owner: str, dataset: Any, mining_funcs: Any) -> tuple[Any, Any]:
     """``(dataset, mining_funcs)`` from PML 2.x order (dataset 5th) or PML 1.x order (mining
     functions 5th), told apart by type; ``mining_funcs`` None becomes ``{}``."""

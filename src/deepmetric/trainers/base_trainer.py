@@ -19,11 +19,12 @@ from torch.utils.data import DataLoader
 
 from .._io import atomic_torch_save
 from .._validation import fail
+from ..data_utils import make_train_loader, return_input
 from ..distributed.runtime import barrier, is_main_process
 from ..functional.labels import LabelMapper
 from . import arguments, checkpointing
 from .arguments import SCHEDULER_SUFFIXES, KeySchema
-from .data_stream import DataStream, make_train_loader
+from .data_stream import DataStream
 from .loss_tracker import LossTracker
 from .parameter_check import unoptimized_loss_parameters
 
@@ -32,10 +33,6 @@ logger = logging.getLogger("deepmetric")
 
 def _identity_hook(*args: Any, **kwargs: Any) -> None:
     return None
-
-
-def _default_getter(batch: Any) -> Any:
-    return batch
 
 
 def not_set_up(trainer: object, name: str) -> RuntimeError:
@@ -217,7 +214,7 @@ class BaseTrainer:
 
     def initialize_data_and_label_getter(self) -> None:
         if self.data_and_label_getter is None:
-            self.data_and_label_getter = _default_getter
+            self.data_and_label_getter = return_input
 
     def initialize_hooks(self) -> None:
         if self.end_of_iteration_hook is None:

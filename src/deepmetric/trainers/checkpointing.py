@@ -18,7 +18,6 @@ from ..distributed.ddp import unwrap_model
 from ..distributed.runtime import all_gather_object, rank, world_size
 from .data_stream import sampler_generator
 
-
 #: the entries that differ between ``torch.distributed`` ranks
 PER_RANK_KEYS = ("torch_rng_state", "sampler_generator_state", "iter_start")
 

@@ -1,5 +1,5 @@
-"""The training batches: a ``DataLoader`` built from the trainer's arguments and the passes over
-it, with what an exact resume needs.
+"""The training batches: the passes over the trainer's ``DataLoader``, with what an exact resume
+needs.
 
 A pass over the loader may span epochs (``iterations_per_epoch`` need not equal its length), so
 the stream remembers the RNG states each pass started from and how many of its batches were
@@ -8,55 +8,11 @@ used; a checkpoint stores both and a resumed run replays the pass and skips the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import torch
-from torch.utils.data import BatchSampler, DataLoader
-
-from .._validation import fail
-from ..samplers._common import WholeBatchSampler
-
-
-def make_train_loader(
-    owner: str,
-    dataset: Any,
-    batch_size: int,
-    sampler: Any,
-    num_workers: int,
-    collate_fn: Callable[..., Any] | None,
-    allow_empty: bool,
-) -> DataLoader[Any]:
-    """``batch_sampler=sampler`` for samplers that yield whole batches; otherwise batches of
-    ``batch_size`` (shuffled when there is no sampler), the last incomplete one dropped."""
-    kwargs: dict[str, Any] = {"num_workers": num_workers, "collate_fn": collate_fn}
-    if isinstance(sampler, (BatchSampler, WholeBatchSampler)):
-        size = getattr(sampler, "batch_size", batch_size)
-        if size != batch_size:
-            fail(
-                owner,
-                f"the batch sampler's batch_size to equal the trainer's batch_size "
-                f"({batch_size}): the sampler's batches are used as they come",
-                f"{type(sampler).__name__} with batch_size={size}",
-                "Pass the same batch_size to both (per rank, under torch.distributed).",
-            )
-        loader = DataLoader(dataset, batch_sampler=sampler, **kwargs)
-    else:
-        loader = DataLoader(
-            dataset,
-            batch_size=batch_size,
-            sampler=sampler,
-            drop_last=True,
-            shuffle=sampler is None,
-            **kwargs,
-        )
-    if len(loader) == 0 and not allow_empty:
-        fail(
-            owner,
-            "a dataset with at least `batch_size` items",
-            f"{len(dataset)} items for batch_size={batch_size}",
-        )
-    return loader
+from torch.utils.data import DataLoader
 
 
 def sampler_generator(sampler: Any) -> torch.Generator | None:

@@ -5,10 +5,10 @@
 :func:`set_logger_name` (default ``"deepmetric"``). These are properties of this module, not
 globals: ``c_f.COLLECT_STATS = True`` works as in PML.
 
-Not provided: ``NUMPY_RANDOM`` (random helpers take ``generator=torch.Generator``); model-file,
-dataloader, training-loop and record helpers (``save_model``, ``load_model``,
-``get_train_dataloader``, ``set_requires_grad``, ``add_to_recordable_attributes``, ...), which
-belong to the trainers and :class:`deepmetric.records.ModuleWithRecords`.
+The names live where they belong: model files in :mod:`deepmetric.model_files`, data loading in
+:mod:`deepmetric.data_utils`, records in :mod:`deepmetric.records`, tensor and label helpers in
+:mod:`deepmetric.functional`. Not provided: ``NUMPY_RANDOM`` (random helpers take
+``generator=torch.Generator``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import types
 from .. import _logging, config
 from .._logging import set_logger_name
 from .._validation import (
+    assert_distance_type,
     check_shapes,
     indices_tuple_not_supported,
     labels_not_supported,
@@ -27,7 +28,13 @@ from .._validation import (
     labels_required,
     ref_not_supported,
 )
-from ..data_utils import EmbeddingDataset
+from ..data_utils import (
+    EmbeddingDataset,
+    get_eval_dataloader,
+    get_train_dataloader,
+    return_input,
+    try_next_on_generator,
+)
 from ..functional.labels import (
     LabelMapper,
     get_hierarchy_label,
@@ -55,6 +62,25 @@ from ..functional.tensors import (
     use_cuda_if_available,
 )
 from ..functional.tuples import concatenate_indices_tuples, shift_indices_tuple
+from ..hooks.record_writer import sqlite_obj_to_dict
+from ..model_files import (
+    delete_dict_of_models,
+    latest_version,
+    load_dict_of_models,
+    load_model,
+    modelpath_creator,
+    operate_on_dict_of_models,
+    save_dict_of_models,
+    save_model,
+    set_layers_to_eval,
+    set_requires_grad,
+)
+from ..records import (
+    add_to_recordable_attributes,
+    list_of_recordable_attributes_list_names,
+    reset_stats,
+)
+from ..trainers.arguments import append_map, exclude, regex_replace, regex_wrapper
 from ..weight_init import TorchInitWrapper
 
 # ``COLLECT_STATS``, ``LOGGER_NAME`` and ``LOGGER`` are properties (below), not star-exported.
@@ -62,34 +88,57 @@ __all__ = [
     "EmbeddingDataset",
     "LabelMapper",
     "TorchInitWrapper",
+    "add_to_recordable_attributes",
+    "append_map",
+    "assert_distance_type",
     "check_shapes",
     "concatenate_indices_tuples",
+    "delete_dict_of_models",
+    "exclude",
+    "get_eval_dataloader",
     "get_hierarchy_label",
     "get_label_map",
     "get_labels_to_indices",
+    "get_train_dataloader",
     "indices_tuple_not_supported",
     "is_list_or_tuple",
     "labels_not_supported",
     "labels_or_indices_tuple_required",
     "labels_required",
+    "latest_version",
+    "list_of_recordable_attributes_list_names",
+    "load_dict_of_models",
+    "load_model",
     "make_label_to_rank_dict",
     "map_labels",
+    "modelpath_creator",
     "neg_inf",
     "numpy_to_torch",
+    "operate_on_dict_of_models",
     "pos_inf",
     "process_label",
     "ref_not_supported",
+    "regex_replace",
+    "regex_wrapper",
+    "reset_stats",
+    "return_input",
     "safe_random_choice",
+    "save_dict_of_models",
+    "save_model",
+    "set_layers_to_eval",
     "set_logger_name",
     "set_ref_emb",
+    "set_requires_grad",
     "shift_indices_tuple",
     "small_val",
+    "sqlite_obj_to_dict",
     "to_device",
     "to_dtype",
     "to_numpy",
     "torch_all_from_dim_to_end",
     "torch_arange_from_size",
     "torch_standard_scaler",
+    "try_next_on_generator",
     "unslice_by_n",
     "use_cuda_if_available",
 ]
