@@ -14,13 +14,21 @@ from deepmetric.distributed import (
     init_distributed,
     is_main_process,
     rank,
+    runtime,
     unwrap_model,
     world_size,
     wrap_models,
 )
 from deepmetric.testers.sharding import shard_dataset
 
-TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+TORCHRUN_VARS = (
+    "RANK",
+    "WORLD_SIZE",
+    "LOCAL_RANK",
+    "LOCAL_WORLD_SIZE",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+)
 
 
 @pytest.fixture
@@ -52,12 +60,28 @@ def test_init_errors(no_torchrun_env) -> None:
         init_distributed()
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without CUDA")
-def test_nccl_without_cuda_is_refused(no_torchrun_env) -> None:
-    no_torchrun_env.setenv("RANK", "0")
-    no_torchrun_env.setenv("WORLD_SIZE", "2")
-    with pytest.raises(ValueError, match=r"CUDA for the nccl backend.*Use backend='gloo'\."):
+def test_nccl_needs_a_gpu_per_process(no_torchrun_env) -> None:
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    no_torchrun_env.setenv("RANK", str(gpus))
+    no_torchrun_env.setenv("LOCAL_RANK", str(gpus))  # one process more than there are GPUs
+    no_torchrun_env.setenv("WORLD_SIZE", str(gpus + 1))
+    with pytest.raises(
+        ValueError, match=rf"one GPU per process .*LOCAL_RANK={gpus} with {gpus} GPU"
+    ):
         init_distributed(backend="nccl")
+
+
+@pytest.mark.parametrize(
+    ("gpus", "processes", "expected"),
+    [(0, 1, "gloo"), (1, 2, "gloo"), (2, 2, "nccl"), (8, 4, "nccl")],
+)
+def test_default_backend_gives_each_process_a_gpu_or_uses_gloo(
+    monkeypatch, gpus, processes, expected
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    monkeypatch.setattr(torch.distributed, "is_nccl_available", lambda: True)
+    assert runtime._default_backend(processes) == expected
 
 
 def test_wrap_models_in_one_process_only_moves() -> None:

@@ -114,15 +114,30 @@ def _env_int(name: str) -> int | None:
         V.fail(_OWNER, f"the environment variable {name} to be an int", repr(value))
 
 
-def _default_backend() -> str:
-    use_nccl = torch.cuda.is_available() and dist.is_nccl_available()
+def _default_backend(processes_on_this_machine: int) -> str:
+    """nccl when every process on this machine can have a GPU of its own, else gloo (CPU)."""
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    use_nccl = dist.is_nccl_available() and gpus >= processes_on_this_machine
     return "nccl" if use_nccl else "gloo"
 
 
 def _device_for(backend: str | None, local_rank: int) -> torch.device:
     if backend == "nccl" or (backend is None and torch.cuda.is_available()):
-        return torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
+        return torch.device("cuda", local_rank)
     return torch.device("cpu")
+
+
+def _select_gpu(local_rank: int) -> None:
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if local_rank >= gpus:
+        V.fail(
+            _OWNER,
+            "one GPU per process for the nccl backend",
+            f"LOCAL_RANK={local_rank} with {gpus} GPU(s) visible",
+            "Start at most as many processes per machine as it has GPUs (--nproc_per_node), "
+            "or use backend='gloo'.",
+        )
+    torch.cuda.set_device(local_rank)
 
 
 def init_distributed(
@@ -131,8 +146,9 @@ def init_distributed(
     """Join the process group that ``torchrun`` describes in the environment.
 
     * Launched by ``torchrun`` (``RANK`` and ``WORLD_SIZE`` set): initialise the default process
-      group from the environment (``init_method="env://"``) with ``backend`` — default ``"nccl"``
-      when CUDA is available, else ``"gloo"`` — and, for nccl, select GPU ``LOCAL_RANK``.
+      group from the environment (``init_method="env://"``) with ``backend`` — default
+      ``"nccl"`` when this machine has a GPU for each of its processes (``LOCAL_WORLD_SIZE``),
+      else ``"gloo"`` on CPU — and, for nccl, select GPU ``LOCAL_RANK``.
     * A group already initialised (e.g. by the caller): describe it; it is left open on
       ``close()``.
     * Neither: a single process (rank 0 of 1) on ``cuda:0`` if available, else CPU.
@@ -154,11 +170,9 @@ def init_distributed(
         return DistributedContext(0, 0, 1, _device_for(None, 0), None)
     if not dist.is_available():
         V.fail(_OWNER, "a torch build with torch.distributed", "none", exc=RuntimeError)
-    backend = backend or _default_backend()
+    backend = backend or _default_backend(_env_int("LOCAL_WORLD_SIZE") or 1)
     if backend == "nccl":
-        if not torch.cuda.is_available():
-            V.fail(_OWNER, "CUDA for the nccl backend", "no CUDA device", "Use backend='gloo'.")
-        torch.cuda.set_device(local_rank)
+        _select_gpu(local_rank)
     kwargs: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
     dist.init_process_group(backend, init_method="env://", **kwargs)
     return DistributedContext(
