@@ -6,13 +6,20 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from torch.utils.data import BatchSampler, DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 
 from ._types import Tensor
 from ._validation import fail
-from .samplers._common import WholeBatchSampler
 
 T = TypeVar("T")
+
+
+class WholeBatchSampler(Sampler[list[int]]):
+    """Base of the samplers whose items are whole batches of dataset indices.
+
+    Give them to ``DataLoader(batch_sampler=...)``; the trainers do that themselves when one is
+    passed as ``sampler=`` (as they do for ``torch.utils.data.BatchSampler``).
+    """
 
 
 class EmbeddingDataset(Dataset[tuple[Tensor, Tensor]]):

@@ -16,6 +16,7 @@ import torch
 import torch.multiprocessing as mp
 from torch.utils.data import TensorDataset
 
+from deepmetric.data_utils import WholeBatchSampler
 from deepmetric.distributed import (
     DistributedLossWrapper,
     DistributedMinerWrapper,
@@ -28,7 +29,6 @@ from deepmetric.losses.triplet_margin_loss import TripletMarginLoss
 from deepmetric.metrics.accuracy_calculator import AccuracyCalculator
 from deepmetric.miners.triplet_margin_miner import TripletMarginMiner
 from deepmetric.samplers import DistributedMPerClassSampler
-from deepmetric.samplers._common import WholeBatchSampler
 from deepmetric.testers import GlobalEmbeddingSpaceTester, GlobalTwoStreamEmbeddingSpaceTester
 from deepmetric.trainers import MetricLossOnly
 
@@ -52,8 +52,9 @@ def _worker(rank: int, port: int, case: str, folder: str) -> None:
         RANK=str(rank),
         LOCAL_RANK=str(rank),
         WORLD_SIZE=str(WORLD),
+        LOCAL_WORLD_SIZE=str(WORLD),
     )
-    with init_distributed() as ctx:
+    with init_distributed(backend="gloo") as ctx:  # CPU tensors, also on a machine with GPUs
         assert (ctx.rank, ctx.world_size, ctx.backend) == (rank, WORLD, "gloo")
         CASES[case](rank, Path(folder))
 

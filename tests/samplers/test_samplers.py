@@ -24,6 +24,7 @@ from deepmetric.samplers.hierarchical_sampler import HierarchicalSampler
 from deepmetric.samplers.m_per_class_batch_sampler import MPerClassBatchSampler
 from deepmetric.samplers.m_per_class_sampler import MPerClassSampler
 from deepmetric.samplers.tuples_to_weights_sampler import TuplesToWeightsSampler
+from deepmetric.testers.base_tester import BaseTester
 
 
 def _labels(sizes):
@@ -592,7 +593,7 @@ def test_tuples_to_weights_draw_distribution():
     counts = Counter()
     for _ in range(120):
         counts.update(s)
-    w = s.weights / s.weights.sum()
+    w = (s.weights / s.weights.sum()).cpu()
     freq = torch.tensor([counts[i] for i in range(12)], dtype=torch.float32) / (120 * 12)
     assert torch.allclose(freq, w, atol=0.03)
 
@@ -627,8 +628,8 @@ def test_tuples_to_weights_errors():
         TypeError, match=r"unknown argument 'batchsize'\. Did you mean 'batch_size'"
     ):
         TuplesToWeightsSampler(model, miner, ds, batchsize=4)
-    with pytest.raises(ValueError, match="`pca=None`, got pca=8"):
-        TuplesToWeightsSampler(model, miner, ds, pca=8)
+    with pytest.raises(TypeError, match="`label_hierarchy_level` to be an int >= 0"):
+        TuplesToWeightsSampler(model, miner, ds, label_hierarchy_level=[0, 1])
     with pytest.raises(TypeError, match=r"`model` to be a torch\.nn\.Module"):
         TuplesToWeightsSampler(lambda x: x, miner, ds)
     with pytest.raises(TypeError, match="a callable `miner`"):
@@ -637,10 +638,8 @@ def test_tuples_to_weights_errors():
         TuplesToWeightsSampler(model, miner, iter(ds))
     with pytest.raises(ValueError, match="`subset_size` >= 1"):
         TuplesToWeightsSampler(model, miner, ds, 0)
-    with pytest.raises(ValueError, match="`batch_size` >= 1"):
-        TuplesToWeightsSampler(model, miner, ds, batch_size=0)
-    # accepted PML tester options with no effect here
-    TuplesToWeightsSampler(model, miner, ds, use_trunk_output=True, accuracy_calculator=None)
+    with pytest.raises(ValueError, match="BaseTester: expected `batch_size` to be an int >= 1"):
+        TuplesToWeightsSampler(model, miner, ds, batch_size=0)  # the tester checks its options
 
 
 # ---------------------------------------------------------------- registry
@@ -700,3 +699,17 @@ def test_group_by_label():
     assert [groups.members(c).tolist() for c in range(3)] == [[1, 4, 5], [0, 2], [3]]
     sub = F.group_by_label(labels[[3, 4]], index=torch.tensor([3, 4]))
     assert [sub.members(c).tolist() for c in range(2)] == [[4], [3]]
+
+
+def test_tuples_to_weights_embeds_with_a_real_tester():
+    """``self.tester`` (a BaseTester) embeds the data, so its options apply, e.g. ``pca``."""
+    ds = _dataset()
+    miner = AllTriplets()
+    s = TuplesToWeightsSampler(
+        torch.nn.Identity(), miner, ds, pca=2, dataloader_num_workers=0, data_device="cpu", seed=0
+    )
+    assert isinstance(s.tester, BaseTester) and s.tester.pca == 2
+    list(s)
+    embeddings = miner.seen[0]
+    assert embeddings.shape == (len(ds), 2)
+    torch.testing.assert_close(embeddings.norm(dim=1), torch.ones(len(ds)))

@@ -284,7 +284,9 @@ def test_two_stream_tester():
 def test_base_tester_is_abstract():
     x, y = _clustered()
     with pytest.raises(NotImplementedError):
-        BaseTester(dataloader_num_workers=0).test({"val": TensorDataset(x, y)}, 0, _trunk())
+        BaseTester(dataloader_num_workers=0, data_device="cpu").test(
+            {"val": TensorDataset(x, y)}, 0, _trunk()
+        )
 
 
 @pytest.mark.parametrize(

@@ -33,14 +33,15 @@ def test_save_and_load_model_through_wrappers(tmp_path):
     c_f.save_model(torch.nn.DataParallel(source), path)  # saved unwrapped
     assert set(torch.load(path)) == {"weight", "bias"}
     c_f.load_model(torch.nn.DataParallel(target), path, "cpu")
-    torch.testing.assert_close(target.weight, source.weight)
+    # (with CUDA, DataParallel moves its module to the GPU)
+    torch.testing.assert_close(target.weight.cpu(), source.weight.cpu())
     # a file saved from a wrapped model (keys "module.*") loads into a plain one
     torch.save(torch.nn.DataParallel(_linear(2)).state_dict(), path)
     c_f.load_model(target, path, "cpu")
-    torch.testing.assert_close(target.weight, _linear(2).weight)
+    torch.testing.assert_close(target.weight.cpu(), _linear(2).weight)
     torch.save({"other.weight": torch.zeros(2, 3)}, path)
     with pytest.raises(RuntimeError, match="Missing key"):
-        c_f.load_model(target, path, "cpu")
+        c_f.load_model(_linear(3), path, "cpu")
 
 
 def test_dicts_of_models_and_latest_version(tmp_path):

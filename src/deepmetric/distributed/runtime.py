@@ -170,7 +170,9 @@ def init_distributed(
         return DistributedContext(0, 0, 1, _device_for(None, 0), None)
     if not dist.is_available():
         V.fail(_OWNER, "a torch build with torch.distributed", "none", exc=RuntimeError)
-    backend = backend or _default_backend(_env_int("LOCAL_WORLD_SIZE") or 1)
+    # torchrun sets LOCAL_WORLD_SIZE; without it, assume every process runs on this machine
+    local_processes = _env_int("LOCAL_WORLD_SIZE") or env_world
+    backend = backend or _default_backend(local_processes)
     if backend == "nccl":
         _select_gpu(local_rank)
     kwargs: dict[str, Any] = {} if timeout is None else {"timeout": timeout}

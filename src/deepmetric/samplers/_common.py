@@ -22,14 +22,6 @@ from .._types import Tensor
 from ..functional.sampling import LabelGroups
 
 
-class WholeBatchSampler(torch.utils.data.Sampler[list[int]]):
-    """Base of the samplers whose items are whole batches of dataset indices.
-
-    Give them to ``DataLoader(batch_sampler=...)``; the trainers do that themselves when one is
-    passed as ``sampler=`` (as they do for ``torch.utils.data.BatchSampler``).
-    """
-
-
 def check_int(owner: str, name: str, value: Any, minimum: int = 1) -> int:
     """``value`` as an int ``>= minimum`` (bools and non-integral numbers refused)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):

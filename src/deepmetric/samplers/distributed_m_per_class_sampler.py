@@ -9,9 +9,9 @@ import torch
 
 from .. import _validation as V
 from .._registry import SAMPLERS
+from ..data_utils import WholeBatchSampler
 from ..functional import sampling as F
 from ._common import (
-    WholeBatchSampler,
     as_labels,
     check_batch,
     check_class_sizes,

@@ -10,8 +10,9 @@ import torch
 
 from .. import _validation as V
 from .._registry import SAMPLERS
+from ..data_utils import WholeBatchSampler
 from ..functional import sampling as F
-from ._common import WholeBatchSampler, as_labels, check_int, make_generator
+from ._common import as_labels, check_int, make_generator
 
 
 @SAMPLERS.register

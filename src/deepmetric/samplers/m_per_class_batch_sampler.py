@@ -8,9 +8,9 @@ from typing import Any
 import torch
 
 from .._registry import SAMPLERS
+from ..data_utils import WholeBatchSampler
 from ..functional import sampling as F
 from ._common import (
-    WholeBatchSampler,
     as_labels,
     check_batch,
     check_class_sizes,
