@@ -174,17 +174,17 @@ def _case_evaluation(rank: int, folder: Path) -> None:
     n_val = 37  # rank blocks of 19 and 18 items
     val = TensorDataset(*(t[:n_val] for t in _dataset().tensors))
     calculator = AccuracyCalculator(exclude=("NMI", "AMI"))
-    expected = GlobalEmbeddingSpaceTester(accuracy_calculator=calculator, batch_size=5).test(
-        {"val": val}, 2, models["trunk"].module
-    )["val"]  # the accuracies the hooks see at epoch 2
+    kwargs = {"accuracy_calculator": calculator, "batch_size": 5, "data_device": "cpu"}
+    expected = GlobalEmbeddingSpaceTester(**kwargs).test({"val": val}, 2, models["trunk"].module)[
+        "val"
+    ]  # the accuracies the hooks see at epoch 2
 
     keeper, writer, _ = get_record_keeper(str(folder / f"logs_rank{rank}"))
     assert (writer is None) == (rank != 0)
     hooks = HookContainer(keeper, primary_metric="precision_at_1")
     tester = GlobalEmbeddingSpaceTester(
-        accuracy_calculator=calculator, batch_size=5, distributed=True,
-        end_of_testing_hook=hooks.end_of_testing_hook,
-    )  # fmt: skip
+        distributed=True, end_of_testing_hook=hooks.end_of_testing_hook, **kwargs
+    )
     hook = hooks.end_of_epoch_hook(
         tester, {"val": val}, str(folder / f"models_rank{rank}"), patience=0
     )
@@ -202,7 +202,6 @@ def _case_evaluation(rank: int, folder: Path) -> None:
     # the two-stream tester shards (anchor, posneg) items the same way
     x, labels = (t[:n_val] for t in _dataset().tensors)
     pairs = {"val": TensorDataset(x, x + 0.3, labels)}
-    kwargs = {"accuracy_calculator": calculator, "batch_size": 5}
     sharded = GlobalTwoStreamEmbeddingSpaceTester(distributed=True, **kwargs)
     whole = GlobalTwoStreamEmbeddingSpaceTester(**kwargs)
     _assert_same_accuracies(
