@@ -26,7 +26,8 @@ demo: $(STAMP)
 	rm -rf $(DEMO_OUT)
 	$(PY) examples/tutorial_triplet_vs_arcface.py --loss triplet $(DEMO_ARGS) --out $(DEMO_OUT)
 	$(PY) examples/tutorial_triplet_vs_arcface.py --loss arcface $(DEMO_ARGS) --out $(DEMO_OUT)
-	$(PY) -m deepmetric.reports $(DEMO_OUT) --runs triplet arcface
+	$(PY) -m deepmetric report $(DEMO_OUT) --runs triplet arcface \
+		--title "deepmetric demo: Triplet vs ArcFace on digits"
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks examples
