@@ -56,6 +56,10 @@ def _worker(rank: int, port: int, case: str, folder: str) -> None:
     )
     with init_distributed(backend="gloo") as ctx:  # CPU tensors, also on a machine with GPUs
         assert (ctx.rank, ctx.world_size, ctx.backend) == (rank, WORLD, "gloo")
+        again = init_distributed()  # the group exists: described, not created again
+        assert (again.rank, again.backend, again.owns_group) == (rank, "gloo", False)
+        with pytest.raises(ValueError, match="a 'gloo' group already set up"):
+            init_distributed(backend="nccl")
         CASES[case](rank, Path(folder))
 
 

@@ -162,6 +162,8 @@ def init_distributed(
     local_rank = _env_int("LOCAL_RANK") or 0
     if is_distributed():
         current = str(dist.get_backend())
+        if backend is not None and backend != current:
+            V.fail(_OWNER, f"backend={backend!r} or None", f"a {current!r} group already set up")
         return DistributedContext(
             rank(), local_rank, world_size(), _device_for(current, local_rank), current
         )
