@@ -25,6 +25,7 @@ from deepmetric.distributed import (
 )
 from deepmetric.hooks import HookContainer
 from deepmetric.hooks.presets import get_record_keeper
+from deepmetric.losses.arcface_loss import ArcFaceLoss
 from deepmetric.losses.triplet_margin_loss import TripletMarginLoss
 from deepmetric.metrics.accuracy_calculator import AccuracyCalculator
 from deepmetric.miners.triplet_margin_miner import TripletMarginMiner
@@ -142,17 +143,23 @@ def _case_training(rank: int, folder: Path) -> None:
     # every rank returns from save_checkpoint only once the file is complete
     state = torch.load(folder / "checkpoint.pt", weights_only=False)
     assert set(state["models"]["trunk"]) == {"weight", "bias"}  # no DDP "module." prefix
+    # a loss with parameters that nothing keeps equal across ranks is flagged
+    arcface = ArcFaceLoss(N_CLASSES, D_OUT)
+    with pytest.warns(UserWarning, match=r"loss_funcs\['metric_loss'\] learns parameters"):
+        _trainer({"trunk": _trunk()}, arcface, TripletMarginMiner(), _sampler(rank), BATCH)
 
 
 def _dropout_run(rank: int, weights_seed: int) -> tuple[MetricLossOnly, torch.nn.Module]:
     torch.manual_seed(weights_seed)
     layers = [torch.nn.Linear(D_IN, 16), torch.nn.Dropout(0.3), torch.nn.Linear(16, D_OUT)]
-    models = wrap_models(
-        {"trunk": torch.nn.Sequential(*layers).double(), "embedder": torch.nn.Identity()}
-    )
+    trunk = torch.nn.Sequential(*layers).double()
+    models = {"trunk": trunk, "embedder": torch.nn.Identity()}  # not wrapped: the trainer does it
     loss = DistributedLossWrapper(TripletMarginLoss(margin=0.3))
     miner = DistributedMinerWrapper(TripletMarginMiner(margin=0.3))
-    return _trainer(models, loss, miner, _sampler(rank), BATCH), models["trunk"]
+    trainer = _trainer(models, loss, miner, _sampler(rank), BATCH)
+    assert isinstance(trainer.models["trunk"], torch.nn.parallel.DistributedDataParallel)
+    assert trainer.models["trunk"].module is trunk
+    return trainer, trunk
 
 
 def _case_resume(rank: int, folder: Path) -> None:

@@ -1,8 +1,10 @@
 """``BaseTrainer``: the training loop shared by every trainer (PML 2.x constructor and dict keys).
 
 Beyond PML: ``use_amp`` (autocast + ``GradScaler`` on CUDA, bfloat16 autocast on CPU), a warning
-when a loss learns parameters that no optimizer holds, tqdm progress bars (``show_progress``) and
-checkpoint/resume (``state_dict``, ``load_state_dict``, ``save_checkpoint``, ``load_checkpoint``).
+when a loss learns parameters that no optimizer holds, tqdm progress bars (``show_progress``),
+checkpoint/resume (``state_dict``, ``load_state_dict``, ``save_checkpoint``, ``load_checkpoint``)
+and, under ``torch.distributed`` with several ranks, DDP around the trainable models (see
+:mod:`.distributed_setup`) and ``sampler.set_epoch`` each epoch.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from torch.utils.data import DataLoader
 from .._io import atomic_torch_save
 from .._validation import fail
 from ..data_utils import make_train_loader, return_input
-from ..distributed.runtime import barrier, is_main_process
+from ..distributed.runtime import barrier, is_main_process, world_size
 from ..functional.labels import LabelMapper
-from . import arguments, checkpointing
+from . import arguments, checkpointing, distributed_setup
 from .arguments import SCHEDULER_SUFFIXES, KeySchema
 from .data_stream import DataStream
 from .loss_tracker import LossTracker
@@ -179,6 +181,13 @@ class BaseTrainer:
     def initialize_models(self) -> None:
         if "embedder" not in self.models:
             self.models["embedder"] = torch.nn.Identity()
+        if world_size() > 1:
+            self.models = distributed_setup.wrap_trainable_models(
+                self.owner, self.models, self.freeze_these
+            )
+            distributed_setup.warn_unsynchronised_loss_parameters(
+                self.owner, self.loss_funcs, self.freeze_these
+            )
 
     def initialize_data_device(self) -> None:
         if self.data_device is None:
